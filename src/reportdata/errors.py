@@ -1,0 +1,33 @@
+"""Errors a user can cause. Each carries one clear sentence; the CLI prints it and exits non-zero."""
+
+
+class ReportdataError(Exception):
+    """Base of every error a user can cause (bad input, unreachable source, failed checks)."""
+
+    exit_code = 1
+
+
+class ProjectError(ReportdataError):
+    """The project folder or sources.yaml is missing or malformed."""
+
+    exit_code = 2
+
+
+class PullError(ReportdataError):
+    """A source could not be fetched or stored."""
+
+
+class InputError(ReportdataError):
+    """A report's bytes cannot be read as a report (empty, binary, undecodable, no text)."""
+
+
+class ValidationFailed(ReportdataError):
+    """The extracted tables broke their schemas or cross-field checks; nothing was published."""
+
+    def __init__(self, message: str, report_paths: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.report_paths = report_paths
+
+
+class PublishError(ReportdataError):
+    """A release could not be written."""

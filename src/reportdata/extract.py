@@ -1,0 +1,258 @@
+"""From repaired report text to indicator rows: which quantities are figures, and what they say.
+
+The rules follow the extraction guide (../shared/extraction-guide.md): a figure is a quantity
+that measures something; names in quotes, thresholds, dates and list markers are not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reportdata.layout import Section
+from reportdata.normalize import fold
+from reportdata.quantity import Quantity, scan
+
+_CLAUSE_BREAK = set(",;。!?:\n")
+_SENTENCE_BREAK = set("。!?;\n")
+_QUOTES = {"“": "”", "\"": "\"", "《": "》", "「": "」", "『": "』", "‘": "’"}
+
+# Words that only frame the figure: time, scope, adverbs, linking verbs.
+_LEAD_STRIP = re.compile(
+    r"^(?:[、,与和及并且其中同时另外此外]+"
+    r"|截至(?:目前|当前|\d{4}年)?(?:\d{1,2}月(?:底|末|份)?)?(?:底|末)?"
+    r"|截止(?:目前|\d{4}年)?(?:\d{1,2}月(?:底|末)?)?|目前|当前|现有|今年(?:以来)?|去年|全年|年内|一年来|近年来"
+    r"|\d{4}年(?:\d{1,2}月(?:底|末)?)?(?:以来|底|末)?|上半年|下半年|前三季度|[一二三四]季度"
+    r"|全[区市县省镇乡国州盟旗]|我[区市县省镇]|辖区内?"
+    r"|累计|共计|合计|总计|共|已经|已|先后|陆续|首次|全力|大力|成功|新近|进一步"
+    r"|预计|初步预计|预估|力争|计划|争取|将|要|确保|力求)"
+)
+_TAIL_STRIP = re.compile(
+    r"(?:分别为|分别达到?|分别|预计达到|预计为|预计|达到了|达到|达|为|是|约为|约|共计|共|计|有|"
+    r"超过|超|突破|逾|近|将近|接近|不足|不到|累计|总计|合计|总数为|了|已|将|力争|实现了|完成了)$"
+)
+_LIGHT_VERB = re.compile(r"^(?:实现|完成|达到|取得|拥有)")
+_CHANGE_WORDS = re.compile(
+    r"(?:同比|比上年|比去年|较上年|较去年|年均)?(?:增长|下降|提高|降低|减少|增加|上升|回落|增速为?|"
+    r"扩大|缩小|提升|下滑|回升|增幅|降幅)(?:了|约|达到?|为)?$"
+)
+_SHARE_WORDS = re.compile(r"(?:占比|比重|占|比例|覆盖率|率)(?:[^,。;]{0,16})?(?:为|达到?|达)?$")
+_RANK_BEFORE = re.compile(r"第$")
+_ESTIMATE = re.compile(r"初步预计|预计|预估|估计")
+_TARGET = re.compile(r"力争|目标|计划|预期|争取|确保|力求|要|将")
+_FUTURE_AFTER_JIANG = re.compile(
+    r"将(?:进一步|继续|持续|全力|加快|大力|努力|重点|着力|不断|积极|深入|扎实|力争|实现|达到|建成|完成|"
+    r"新增|新建|打造|推进|推动|开展|建设|形成|提升|达|突破|超过|新开工|投入|安排|争取|确保|启动|实施|"
+    r"投资|改造|引进|培育|增加|扩大|新培育|举办|组织)"
+)
+_VERB_STOP = re.compile(
+    r"(?:提供|实现|完成|达到|建成|投用|投入使用|落户|落地|开展|参与|成为|获得|进入|覆盖|受益|享受|纳入|"
+    r"开工|竣工|投产|增长|下降|提高|减少|累计|同比|位居|排名|得到|带动|惠及|帮助|解决|"
+    r"参加|完工|上线|入驻|签约|通过|获批|获评|涌现|崛起|落成|开业|运营|吸纳|接待|新增)"
+)
+_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})年")
+_AS_OF = re.compile(r"截[至止](?:(?P<year>(?:19|20)\d{2})年)?(?P<month>\d{1,2})月(?:底|末|份|\d{1,2}日)?")
+_YEAR_RANGE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*[-—~至到]\s*((?:19|20)\d{2})年")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One extracted figure, with every column of the extraction guide and its position."""
+
+    subject: str
+    quantity: Quantity
+    status: str
+    measure: str
+    period: str
+    sentence: str
+    sentence_start: int
+
+
+def _quote_spans(text: str) -> list[tuple[int, int]]:
+    """Spans inside quotation marks and book-title marks, which hold names, not figures."""
+    spans = []
+    stack: list[tuple[str, int]] = []
+    for i, ch in enumerate(text):
+        if stack and ch == _QUOTES[stack[-1][0]]:
+            opener, start = stack.pop()
+            spans.append((start, i + 1))
+        elif ch in _QUOTES and not (ch == '"' and stack and stack[-1][0] == '"'):
+            stack.append((ch, i))
+        elif ch == "\n":
+            stack.clear()
+    return spans
+
+
+def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(a < start and end <= b for a, b in spans)
+
+
+def _bounds(text: str, pos: int, breaks: set[str]) -> tuple[int, int]:
+    start = pos
+    while start > 0 and text[start - 1] not in breaks:
+        start -= 1
+    end = pos
+    while end < len(text) and text[end] not in breaks:
+        end += 1
+    return start, end
+
+
+def _is_threshold(folded: str, q: Quantity) -> bool:
+    """A quantity that only qualifies a noun: 过10亿元项目, 100米以上楼宇, 世界500强."""
+    after = folded[q.end : q.end + 1]
+    before = folded[max(0, q.start - 1) : q.start]
+    noun_follows = bool(after) and ("\u4e00" <= after <= "\u9fff") and after not in "的"
+    if q.text.endswith(("以上", "以下")) and noun_follows:
+        return True
+    if before == "过" and noun_follows:
+        return True
+    return False
+
+
+def _is_article(q: Quantity) -> bool:
+    """一 before a classifier is the article 'a', not a count (一批, 一项一项)."""
+    return q.chinese and q.numeral in {"一", "壹", "幺"} and q.unit_family in {"count", "people"}
+
+
+def _clean_subject(s: str) -> str:
+    s = s.strip(" 、,:")
+    for _ in range(4):
+        before = s
+        s = _LEAD_STRIP.sub("", s).strip(" 、,:")
+        s = _TAIL_STRIP.sub("", s).strip(" 、,:")
+        if s == before:
+            break
+    if _LIGHT_VERB.match(s) and len(s) - 2 >= 3:
+        s = s[2:]
+    return s
+
+
+def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
+    end = q.end
+    limit = min(next_start, len(text))
+    while end < limit and folded[end] not in _CLAUSE_BREAK and folded[end] not in "、(":
+        end += 1
+    phrase = text[q.end : end]
+    m = _VERB_STOP.search(phrase, 1)
+    if m:
+        phrase = phrase[: m.start()]
+    phrase = phrase.strip()
+    if not phrase or not ("\u4e00" <= fold(phrase)[0] <= "\u9fff") or phrase[0] in "的了":
+        return ""
+    if _VERB_STOP.match(phrase) or re.match(r"^(?:以上|以下|左右|多|余|之|比|同比|增长|下降)", phrase):
+        return ""
+    return phrase
+
+
+def _measure(before: str, q: Quantity, after: str) -> str:
+    b = fold(before)
+    if _RANK_BEFORE.search(b) and q.unit in {"位", "名"}:
+        return "rank"
+    if q.unit_family in {"percent", "percentage_point", "ratio"}:
+        if _CHANGE_WORDS.search(b) or (q.unit_family == "ratio" and re.search(r"是.{0,12}的$", b)):
+            return "change"
+        if q.unit_family == "percent" and _SHARE_WORDS.search(b):
+            return "share"
+        if re.search(r"增长|下降|提高|降低|减少|增加|增幅|降幅", b[-6:]):
+            return "change"
+    return "level"
+
+
+def _status(clause_before: str, sentence_before: str, section: Section | None) -> str:
+    c = fold(clause_before)
+    if _ESTIMATE.search(c):
+        return "estimate"
+    if _TARGET.search(c.replace("将", "")) or _FUTURE_AFTER_JIANG.search(c):
+        return "target"
+    if section is not None and section.plan and not _YEAR.search(fold(sentence_before)):
+        return "target"
+    return "actual"
+
+
+def _period(paragraph_before: str, status: str, report_year: int | None) -> str:
+    p = fold(paragraph_before)
+    sentence = re.split(r"[。!?;]", p)[-1]
+    as_of = list(_AS_OF.finditer(sentence))
+    if as_of:
+        m = as_of[-1]
+        year = m.group("year") or (_YEAR.findall(p) or [None])[-1] or report_year
+        return f"{year}-{int(m.group('month')):02d}" if year else ""
+    ranges = _YEAR_RANGE.findall(sentence)
+    if ranges:
+        return f"{ranges[-1][0]}-{ranges[-1][1]}"
+    years = _YEAR.findall(sentence) or _YEAR.findall(p)
+    if years:
+        return years[-1]
+    if status == "target":
+        return ""
+    return str(report_year) if report_year else ""
+
+
+def _section_at(sections: Iterable[Section], pos: int) -> Section | None:
+    for s in sections:
+        if s.start <= pos < s.end:
+            return s
+    return None
+
+
+def figures(text: str, sections: list[Section], report_year: int | None) -> list[Figure]:
+    """Every figure the repaired ``text`` states, in reading order."""
+    folded = fold(text)
+    quotes = _quote_spans(folded)
+    found = [
+        q
+        for q in scan(text)
+        if not _inside(quotes, q.start, q.end) and not _is_article(q) and not _is_threshold(folded, q)
+        and not (folded[q.start - 1 : q.start] == "第" and q.chinese)
+    ]
+    out: list[Figure] = []
+    prev_end_in_clause = -1
+    last_subject = ""
+    for k, q in enumerate(found):
+        c_start, c_end = _bounds(folded, q.start, _CLAUSE_BREAK)
+        s_start, s_end = _bounds(folded, q.start, _SENTENCE_BREAK)
+        p_start, _ = _bounds(folded, q.start, {"\n"})
+        if prev_end_in_clause > c_start:
+            c_start = prev_end_in_clause
+        next_start = found[k + 1].start if k + 1 < len(found) else len(text)
+        before = text[c_start : q.start]
+        after = _after_subject(folded, text, q, next_start)
+        subject = after or _clean_subject(before)
+        measure = _measure(before, q, after)
+        if measure == "change" and _CHANGE_WORDS.fullmatch(fold(subject) or "增长") and last_subject:
+            subject = last_subject + subject
+        if not subject:
+            subject = _clean_subject(text[s_start : q.start]) or last_subject
+        section = _section_at(sections, q.start)
+        status = _status(text[c_start : q.start], text[s_start : q.start], section)
+        if status == "actual" and out and out[-1].status != "actual":
+            # A status word governs the list it opens: 预计达到38座、5座.
+            between = folded[out[-1].quantity.end : q.start]
+            if not any(ch in ",;。!?\n" for ch in between):
+                status = out[-1].status
+        period = _period(text[p_start : q.start], status, report_year)
+        out.append(
+            Figure(subject, q, status, measure, period, text[s_start:s_end], s_start)
+        )
+        prev_end_in_clause = q.end if q.end < c_end else -1
+        if measure == "level":
+            last_subject = subject
+    return out
+
+
+def report_year(text: str, published_year: int | None) -> int | None:
+    """The year a report's figures describe, from its own words and its publication year."""
+    t = fold(text)
+    m = re.search(r"((?:19|20)\d{2})年(?:工作回顾|国民经济和社会发展统计公报|统计公报|.{0,6}工作总结)", t)
+    if m:
+        return int(m.group(1))
+    if published_year and re.search(r"刚刚过去的一年|过去的一年|过去一年|去年|上一年", t):
+        return published_year - 1
+    years = [int(y) for y in _YEAR.findall(t)]
+    if published_year:
+        past = [y for y in years if y < published_year]
+        return max(past) if past else published_year - 1
+    if years:
+        return max(set(years), key=years.count)
+    return None

@@ -1,0 +1,203 @@
+"""Layout repair and structure: paragraphs, headings, sidebars, credits.
+
+Newspaper pages and scraped sites break text in ways a reader never sees: a word split
+across a column break, a boxed sidebar dropped into the middle of a sentence, headlines
+and credits mixed with the body. :func:`structure` repairs these by general rules and
+returns the repaired text with its sections as spans of that text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from reportdata.normalize import fold
+
+# Characters that may end a complete paragraph.
+_TERMINAL = set("。!?;:…”’\"』」)】》")
+_SENTENCE_PUNCT = re.compile(r"[,。;!?:、,]")
+_LIST_MARKER = re.compile(r"^(?:[一二三四五六七八九十]+、|\([一二三四五六七八九十]+\)|第[一二三四五六七八九十]+[章节部分篇])")
+_BYLINE = re.compile(r"^(?:本报|本台|新华社)?\s*(?:记者|通讯员|实习生)[\s:]*(?P<names>[\u4e00-\u9fff·]{2,4}(?:\s+[\u4e00-\u9fff·]{2,4})*)\s*$")
+_PHOTO = re.compile(r"(?P<name>[\u4e00-\u9fff·]{2,4}(?:\s+[\u4e00-\u9fff·]{2,4})*)\s*(?:摄|/摄|摄影)\s*$")
+_PHOTO_LEAD = re.compile(r"^(?:记者\s*)?(?P<name>[\u4e00-\u9fff·]{2,4})\s*摄\s*$|^摄影\s*[:\s]\s*(?P<name2>[\u4e00-\u9fff·]{2,4})")
+_PLAN_HEADING = re.compile(r"工作安排|主要任务|目标任务|总体要求|工作打算|展望|规划|计划|预期目标|主要目标|奋斗目标")
+_PLAN_OPENING = re.compile(r"展望|今后|未来|下一步|\d{4}年是|将")
+MAX_HEADING = 32
+
+
+@dataclass
+class Section:
+    """A part of the report: lead, a headed section or a sidebar; span into the repaired text."""
+
+    kind: str
+    heading: str
+    start: int = 0
+    end: int = 0
+    plan: bool = False
+    paragraphs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Structure:
+    """A report after layout repair."""
+
+    text: str
+    sections: list[Section]
+    title: str = ""
+    subtitle: str = ""
+    reporters: list[str] = field(default_factory=list)
+    photographers: list[str] = field(default_factory=list)
+    credit_line: str = ""
+
+
+def _is_heading(line: str) -> bool:
+    s = fold(line).strip()
+    body = _LIST_MARKER.sub("", s)
+    if not body or len(s) > MAX_HEADING or _BYLINE.match(s) or _PHOTO.search(s):
+        return False
+    if re.search(r"\d", body) and len(body) < 4:
+        return False
+    return not _SENTENCE_PUNCT.search(body) and not body.endswith(("。", "."))
+
+
+def _complete(line: str) -> bool:
+    return fold(line).rstrip()[-1:] in _TERMINAL
+
+
+def _first_clause(line: str) -> str:
+    return re.split(r"[,。;!?:,]", fold(line), maxsplit=1)[0]
+
+
+def _join(a: str, b: str) -> str:
+    """Join two halves of a broken paragraph; a character repeated across the break is one."""
+    a, b = a.rstrip(), b.lstrip()
+    if a and b and a[-1] == b[0] and "\u4e00" <= a[-1] <= "\u9fff":
+        return a + b[1:]
+    return a + b
+
+
+def _front_matter(lines: list[str]) -> tuple[int, str, str, list[str], str]:
+    """Where the body starts, and the title, subtitle, reporters and credit line before it."""
+    byline_at = -1
+    reporters: list[str] = []
+    for i, line in enumerate(lines[:10]):
+        m = _BYLINE.match(fold(line).strip())
+        if m:
+            byline_at = i
+            reporters = m.group("names").split()
+            break
+    head = lines[:byline_at] if byline_at >= 0 else lines[:1]
+    title = subtitle = credit = ""
+    headlines = [ln for ln in head if not _complete(ln) and len(ln) <= 80]
+    if headlines:
+        credit = headlines[-1] if byline_at >= 0 and len(headlines) > 1 and len(headlines[-1]) <= 16 else ""
+        titled = [ln for ln in headlines if ln != credit] or headlines
+        title, subtitle = _split_title(max(titled, key=len))
+    body_start = byline_at + 1 if byline_at >= 0 else (1 if headlines else 0)
+    return body_start, title, subtitle, reporters, credit
+
+
+def _split_title(line: str) -> tuple[str, str]:
+    """A headline of kicker phrases and a main title ('A B 区名:标题') → (title, subtitle)."""
+    parts = line.split()
+    for i, part in enumerate(parts):
+        if ":" in fold(part) and i > 0:
+            return " ".join(parts[i:]), " ".join(parts[:i])
+    return line.strip(), ""
+
+
+def _repair(paragraphs: list[str]) -> tuple[list[str], dict[int, list[str]]]:
+    """Join paragraphs broken by column breaks and lift sidebars out of the sentences they split.
+
+    Returns the body paragraphs, and for each body paragraph index the sidebar blocks (heading
+    then paragraphs, flattened) that stood inside it.
+    """
+    out: list[str] = []
+    sidebars: dict[int, list[str]] = {}
+    i = 0
+    n = len(paragraphs)
+    while i < n:
+        cur = paragraphs[i]
+        i += 1
+        while not _is_heading(cur) and not _complete(cur) and i < n:
+            nxt = paragraphs[i]
+            if not _is_heading(nxt):
+                cur = _join(cur, nxt)
+                i += 1
+                continue
+            # A heading inside an unfinished sentence: a sidebar. Its end is the first later
+            # paragraph that opens with a fragment (a clause too short to stand alone).
+            resume = next(
+                (
+                    j
+                    for j in range(i + 2, n)
+                    if not _is_heading(paragraphs[j])
+                    and _complete(paragraphs[j - 1])
+                    and len(_first_clause(paragraphs[j])) <= 4
+                ),
+                None,
+            )
+            if resume is None:
+                break
+            sidebars.setdefault(len(out), []).extend(paragraphs[i:resume])
+            cur = _join(cur, paragraphs[resume])
+            i = resume + 1
+        out.append(cur)
+    return out, sidebars
+
+
+def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
+    """Repair the layout of a report's text and split it into sections."""
+    lines = [ln.strip() for ln in raw_text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    lines = [ln for ln in lines if ln]
+    body_start, title, subtitle, reporters, credit = (
+        _front_matter(lines) if front_matter else (0, "", "", [], "")
+    )
+    photographers: list[str] = []
+    for ln in lines:
+        m = _PHOTO.search(fold(ln).strip())
+        if m and (len(ln) <= 80):
+            photographers.extend(n for n in m.group("name").split() if n not in photographers)
+    body, sidebars = _repair(lines[body_start:])
+
+    sections: list[Section] = [Section("lead", "", paragraphs=list(lines[:body_start]))]
+    for idx, para in enumerate(body):
+        if _is_heading(para):
+            sections.append(Section("heading", para.strip()))
+        else:
+            sections[-1].paragraphs.append(para)
+        if idx in sidebars:
+            block = sidebars[idx]
+            pending = sections[-1]
+            side = Section("sidebar", block[0].strip(), paragraphs=block[1:])
+            pending_sidebars = getattr(pending, "_sidebars", [])
+            pending_sidebars.append(side)
+            pending._sidebars = pending_sidebars  # type: ignore[attr-defined]
+    ordered: list[Section] = []
+    for s in sections:
+        ordered.append(s)
+        ordered.extend(getattr(s, "_sidebars", []))
+    if not ordered[0].paragraphs and len(ordered) > 1:
+        ordered = ordered[1:]
+
+    parts: list[str] = []
+    pos = 0
+    for s in ordered:
+        s.start = pos
+        block = ([s.heading] if s.heading else []) + s.paragraphs
+        chunk = "\n\n".join(block)
+        parts.append(chunk)
+        pos += len(chunk)
+        s.end = pos
+        parts.append("\n\n")
+        pos += 2
+        opening = s.paragraphs[0][:60] if s.paragraphs else ""
+        s.plan = bool(_PLAN_HEADING.search(s.heading)) or (
+            s.kind == "heading" and bool(_PLAN_OPENING.search(_first_sentence(opening)))
+        )
+    text = "".join(parts[:-1]) if parts else ""
+    return Structure(text, ordered, title, subtitle, reporters, photographers, credit)
+
+
+def _first_sentence(text: str) -> str:
+    return re.split(r"[。!?;]", fold(text), maxsplit=1)[0]
