@@ -241,18 +241,31 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
     return out
 
 
+_FUTURE = re.compile(r"将|计划|力争|预期|争取|展望")
+_DATED = re.compile(r"((?:19|20)\d{2})年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
+
+
 def report_year(text: str, published_year: int | None) -> int | None:
-    """The year a report's figures describe, from its own words and its publication year."""
+    """The year a report's figures describe, from its own words and its publication year.
+
+    In order: a review or bulletin naming its year (2019年工作回顾); a report speaking of
+    "the past year" with a known publication year (given, or a full date in its first lines);
+    else the latest year the text states results for (a sentence with no future marker).
+    """
     t = fold(text)
     m = re.search(r"((?:19|20)\d{2})年(?:工作回顾|国民经济和社会发展统计公报|统计公报|.{0,6}工作总结)", t)
     if m:
         return int(m.group(1))
-    if published_year and re.search(r"刚刚过去的一年|过去的一年|过去一年|去年|上一年", t):
+    if published_year is None:
+        dated = _DATED.search(t[:400])
+        published_year = int(dated.group(1)) if dated else None
+    if published_year and re.search(r"刚刚过去的一年|过去的一年|过去一年|去年|上一年|上年", t):
         return published_year - 1
-    years = [int(y) for y in _YEAR.findall(t)]
+    past: list[int] = []
+    for sentence in re.split(r"[。!?;\n]", t):
+        if _DATED.search(sentence) or _FUTURE.search(sentence):
+            continue
+        past.extend(int(y) for y in _YEAR.findall(sentence))
     if published_year:
-        past = [y for y in years if y < published_year]
-        return max(past) if past else published_year - 1
-    if years:
-        return max(set(years), key=years.count)
-    return None
+        past = [y for y in past if y < published_year] or [published_year - 1]
+    return max(past) if past else None

@@ -1,0 +1,230 @@
+"""The project folder and its registry of reports, sources.yaml."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from reportdata.errors import ProjectError
+from reportdata.fsutil import atomic_write_bytes
+
+SOURCES_FILE = "sources.yaml"
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+DEFAULT_SCHEDULE = "0 6 * * *"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One report to pull: where it is, what it is, and under what licence."""
+
+    id: str
+    dataset: str
+    title: str = ""
+    path: str = ""
+    url: str = ""
+    publisher: str = ""
+    area: str = ""
+    licence: str = ""
+    published: str = ""
+
+    @property
+    def origin(self) -> str:
+        return self.url or self.path
+
+    @property
+    def published_year(self) -> int | None:
+        m = re.match(r"(\d{4})", str(self.published or ""))
+        return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A published dataset: the reports it gathers and how it is described and licensed."""
+
+    name: str
+    title: str
+    description: str = ""
+    licence: dict = field(default_factory=dict)
+    schedule: str = DEFAULT_SCHEDULE
+    contributors: tuple[dict, ...] = ()
+
+
+@dataclass
+class Project:
+    """A reportdata project: a folder holding sources.yaml, raw/ and published/."""
+
+    root: Path
+    datasets: dict[str, Dataset]
+    sources: list[Source]
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.root / "published"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    def dataset(self, name: str) -> Dataset:
+        if name not in self.datasets:
+            known = ", ".join(sorted(self.datasets)) or "none"
+            raise ProjectError(f"There is no dataset named {name!r} in sources.yaml (known: {known}).")
+        return self.datasets[name]
+
+    def sources_of(self, dataset: str) -> list[Source]:
+        self.dataset(dataset)
+        return [s for s in self.sources if s.dataset == dataset]
+
+
+def find_root(start: Path | None = None, explicit: Path | None = None) -> Path:
+    """The project folder: ``explicit`` if given, else the nearest folder upward holding sources.yaml."""
+    if explicit is not None:
+        root = explicit.expanduser().resolve()
+        if not (root / SOURCES_FILE).is_file():
+            raise ProjectError(f"{root} is not a reportdata project: it has no {SOURCES_FILE}.")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / SOURCES_FILE).is_file():
+            return folder
+    raise ProjectError(
+        f"No {SOURCES_FILE} was found in {here} or any folder above it; "
+        "run inside a project or pass --project DIR."
+    )
+
+
+def _text(value: object, where: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ProjectError(f"{where} must be a plain value in {SOURCES_FILE}.")
+
+
+def _licence(value: object, where: str) -> dict:
+    if isinstance(value, str):
+        return {"name": value, "title": value}
+    if isinstance(value, dict) and value.get("name"):
+        return {k: str(v) for k, v in value.items() if k in {"name", "path", "title"}}
+    raise ProjectError(f"{where} needs a licence (a name, or a mapping with name, path and title).")
+
+
+def safe_relative(root: Path, rel: str, what: str) -> Path:
+    """``root/rel``, refusing absolute paths and paths that leave ``root`` (.., symlinks)."""
+    if not rel or os.path.isabs(rel) or Path(rel).drive:
+        raise ProjectError(f"{what} must be a relative path inside the project, not {rel!r}.")
+    resolved = (root / rel).resolve()
+    if resolved != root.resolve() and root.resolve() not in resolved.parents:
+        raise ProjectError(f"{what} {rel!r} leads outside the project folder.")
+    return resolved
+
+
+def load(root: Path) -> Project:
+    """Read and check sources.yaml; every problem is one sentence naming the entry."""
+    path = root / SOURCES_FILE
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ProjectError(f"{SOURCES_FILE} is not valid YAML{at}.") from exc
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"{SOURCES_FILE} is not UTF-8 text.") from exc
+    if not isinstance(doc, dict):
+        raise ProjectError(f"{SOURCES_FILE} must be a mapping with 'datasets' and 'sources'.")
+    raw_datasets = doc.get("datasets") or {}
+    raw_sources = doc.get("sources") or []
+    if not isinstance(raw_datasets, dict) or not isinstance(raw_sources, list):
+        raise ProjectError(f"In {SOURCES_FILE}, 'datasets' must be a mapping and 'sources' a list.")
+    datasets: dict[str, Dataset] = {}
+    for name, d in raw_datasets.items():
+        where = f"Dataset {name!r}"
+        if not isinstance(name, str) or not _ID.match(name):
+            raise ProjectError(f"{where} needs a lower-case name of letters, digits, - and _.")
+        if not isinstance(d, dict):
+            raise ProjectError(f"{where} must be a mapping in {SOURCES_FILE}.")
+        contributors = d.get("contributors") or []
+        if not isinstance(contributors, list) or not all(isinstance(c, dict) for c in contributors):
+            raise ProjectError(f"{where}: contributors must be a list of mappings.")
+        datasets[name] = Dataset(
+            name=name,
+            title=_text(d.get("title"), f"{where} title") or name,
+            description=_text(d.get("description"), f"{where} description"),
+            licence=_licence(d.get("licence"), where),
+            schedule=_text(d.get("schedule"), f"{where} schedule") or DEFAULT_SCHEDULE,
+            contributors=tuple({k: str(v) for k, v in c.items()} for c in contributors),
+        )
+    sources: list[Source] = []
+    seen: set[str] = set()
+    for i, s in enumerate(raw_sources, start=1):
+        if not isinstance(s, dict):
+            raise ProjectError(f"Source number {i} in {SOURCES_FILE} must be a mapping.")
+        sid = _text(s.get("id"), f"Source number {i} id")
+        where = f"Source {sid or i!r}"
+        if not _ID.match(sid):
+            raise ProjectError(f"{where} needs an id of lower-case letters, digits, - and _.")
+        if sid in seen:
+            raise ProjectError(f"Source id {sid!r} appears twice in {SOURCES_FILE}.")
+        seen.add(sid)
+        dataset = _text(s.get("dataset"), f"{where} dataset")
+        if dataset not in datasets:
+            raise ProjectError(f"{where} names dataset {dataset!r}, which sources.yaml does not define.")
+        url = _text(s.get("url"), f"{where} url")
+        rel = _text(s.get("path"), f"{where} path")
+        if not url and not rel:
+            raise ProjectError(f"{where} needs a path under raw/ or an http(s) url.")
+        if url and not re.match(r"^https?://", url):
+            raise ProjectError(f"{where} has url {url!r}; only http and https are supported.")
+        if rel:
+            safe_relative(root, rel, f"{where} path")
+        lic = s.get("licence")
+        sources.append(
+            Source(
+                id=sid,
+                dataset=dataset,
+                title=_text(s.get("title"), f"{where} title"),
+                path=rel,
+                url=url,
+                publisher=_text(s.get("publisher"), f"{where} publisher") or "unknown",
+                area=_text(s.get("area"), f"{where} area") or "unknown",
+                licence=_licence(lic, where)["name"] if lic else datasets[dataset].licence["name"],
+                published=_text(s.get("published"), f"{where} published"),
+            )
+        )
+    return Project(root=root, datasets=datasets, sources=sources)
+
+
+def open_project(explicit: Path | None = None) -> Project:
+    """Find and load the project for a command."""
+    return load(find_root(explicit=explicit))
+
+
+def slug(text: str) -> str:
+    """A source id from a file name or URL."""
+    base = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", text.rstrip("/").rsplit("/", 1)[-1])
+    s = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
+    return s[:60] or "report"
+
+
+def add_sources(root: Path, entries: list[dict], dataset: str, dataset_title: str = "") -> None:
+    """Append sources (and the dataset if new) to sources.yaml, written atomically."""
+    path = root / SOURCES_FILE
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc.setdefault("datasets", {})
+    doc.setdefault("sources", [])
+    if dataset not in doc["datasets"]:
+        doc["datasets"][dataset] = {
+            "title": dataset_title or dataset,
+            "licence": {"name": "other-at", "title": "Check the publisher's terms before reuse"},
+        }
+    doc["sources"].extend(entries)
+    text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=100)
+    atomic_write_bytes(path, text.encode("utf-8"))
