@@ -1,0 +1,1 @@
+"""Prefect flows of reportdata: thin compositions of library steps."""

@@ -1,0 +1,153 @@
+"""The main job: the `publish-dataset` flow, one run per dataset of sources.yaml.
+
+Tasks wrap the library steps of :mod:`reportdata.pipeline` and add what orchestration owns:
+retries on pulls, the run logger, and artifacts (the validation summary as Markdown, the
+figures as a table). Tasks are coarse (a source's pull, a dataset's extraction) because the
+Prefect server records only about a dozen task runs a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+from prefect.states import Failed
+
+from reportdata import pipeline
+from reportdata.errors import PullError, ReportdataError
+from reportdata.progress import emit
+from reportdata.project import load
+from reportdata.pull import pull
+
+FIGURE_COLUMNS = (
+    "document_id",
+    "subject",
+    "quantity_text",
+    "value_base",
+    "unit_base",
+    "unit_family",
+    "qualifier",
+    "status",
+    "measure",
+    "period",
+)
+
+
+def _retry_network_only(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's hook signature
+    """Retry pulls that failed on the network; a file that cannot be read will not improve."""
+    exc = getattr(state, "data", None)
+    return isinstance(exc, PullError) or not isinstance(exc, ReportdataError)
+
+
+@task(
+    name="pull-source",
+    retries=2,
+    retry_delay_seconds=[2, 8],
+    retry_condition_fn=_retry_network_only,
+    cache_policy=NONE,
+)
+def pull_source(root: str, source_id: str) -> dict:
+    """Fetch one source into raw/ (a new snapshot only when its bytes changed)."""
+    project = load(Path(root))
+    source = next(s for s in project.sources if s.id == source_id)
+    result = pull(project, source)
+    get_run_logger().info(
+        "%s: %s %s (%d bytes, %s, %s)",
+        source_id,
+        "new snapshot" if result.new else "unchanged",
+        result.snapshot.file,
+        result.snapshot.bytes,
+        result.snapshot.format,
+        result.snapshot.encoding,
+    )
+    emit("pull", source_id)
+    return {"source_id": source_id, "new": result.new, "sha256": result.snapshot.sha256}
+
+
+@task(name="extract-dataset", cache_policy=NONE)
+def extract_dataset(root: str, dataset: str) -> pipeline.Rows:
+    """Read and extract every source of the dataset from its newest snapshot."""
+    project = load(Path(root))
+    parts = []
+    for source in project.sources_of(dataset):
+        rows = pipeline.extract_source(project, source)
+        get_run_logger().info("%s: %d figures", source.id, len(rows["indicators"]))
+        parts.append(rows)
+    emit("extract", dataset)
+    return pipeline.merge(parts)
+
+
+@task(name="validate-dataset", cache_policy=NONE)
+def validate_dataset(root: str, dataset: str, rows: pipeline.Rows):
+    """Check the tables against their schemas and the cross-field rules; publish the summary."""
+    from reportdata.validate import check_tables
+
+    project = load(Path(root))
+    tables = pipeline.frames(rows)
+    try:
+        pipeline.check(project, dataset, tables)
+    finally:
+        report = check_tables(tables)
+        create_markdown_artifact(
+            report.to_markdown(),
+            key=f"{_key(dataset)}-validation",
+            description=f"Validation of dataset {dataset}",
+        )
+    emit("validate", dataset)
+    return tables
+
+
+@task(name="publish-release", cache_policy=NONE)
+def publish_release(root: str, dataset: str, tables) -> dict:
+    """Load DuckDB and publish the version (nothing new when the data are unchanged)."""
+    project = load(Path(root))
+    summary = pipeline.release(project, dataset, tables)
+    indicators = tables["indicators"]
+    create_table_artifact(
+        indicators.loc[:, list(FIGURE_COLUMNS)].to_dict(orient="records"),
+        key=f"{_key(dataset)}-figures",
+        description=f"Figures of dataset {dataset}, version {summary.version}",
+    )
+    get_run_logger().info(
+        "%s: %s version %s at %s",
+        dataset,
+        "published" if summary.new else "unchanged; latest is",
+        summary.version,
+        summary.path,
+    )
+    emit("publish", dataset)
+    return {
+        "dataset": summary.dataset,
+        "version": summary.version,
+        "path": str(summary.path),
+        "new": summary.new,
+        "counts": summary.counts,
+    }
+
+
+def _key(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower())
+
+
+@flow(name="publish-dataset", log_prints=True)
+def publish_dataset(dataset: str, project_dir: str = "."):
+    """Pull, extract, validate, load and publish one dataset of a reportdata project.
+
+    Returns the release (dataset, version, path, new, row counts). A user error (a source that
+    cannot be pulled or read, failed validation) ends the run Failed with its one-sentence
+    reason, and nothing is published.
+    """
+    root = str(Path(project_dir).resolve())
+    try:
+        project = load(Path(root))
+        sources = project.sources_of(dataset)
+        for source in sources:
+            pull_source(root, source.id)
+        rows = extract_dataset(root, dataset)
+        tables = validate_dataset(root, dataset, rows)
+        return publish_release(root, dataset, tables)
+    except ReportdataError as exc:
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc), data=exc)

@@ -1,0 +1,103 @@
+"""Run the `publish-dataset` flow from the command line, with a progress bar.
+
+Prefect is imported here, not at CLI start, so that other commands start fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from reportdata.errors import ReportdataError
+from reportdata.pipeline import ReleaseSummary
+from reportdata.progress import listen
+from reportdata.project import Project
+
+STAGES = ("pull", "extract", "validate", "publish")
+
+
+def prefect_defaults() -> None:
+    """Settings that keep a local run quiet and robust, unless the user set them already."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+class _NoUserTracebacks(logging.Filter):
+    """Show a user error as its sentence on the console; keep the traceback for bugs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ReportdataError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_user_errors() -> None:
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_NoUserTracebacks())
+
+
+@contextmanager
+def _progress_bar(total: int, enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        transient=False,
+    )
+    job = bar.add_task("starting Prefect", total=total)
+
+    def on_step(stage: str, detail: str) -> None:
+        bar.update(job, advance=1, description=f"{stage} {detail}")
+
+    stop = listen(on_step)
+    try:
+        with bar:
+            yield
+    finally:
+        stop()
+
+
+def run_datasets(project: Project, names: list[str], *, progress: bool = True) -> list[ReleaseSummary]:
+    """Run the flow once per dataset; raise the first user error as its sentence."""
+    prefect_defaults()
+    from flows.publish_dataset import publish_dataset
+
+    _quiet_user_errors()
+    total = sum(len(project.sources_of(n)) + len(STAGES) - 1 for n in names)
+    results = []
+    with _progress_bar(total, progress):
+        for name in names:
+            state = publish_dataset(name, str(project.root), return_state=True)
+            if state.is_failed():
+                exc = _user_error(state)
+                if exc is not None:
+                    raise exc
+                state.result()  # a bug: let it raise with its traceback
+            out = state.result()
+            results.append(
+                ReleaseSummary(out["dataset"], out["version"], out["path"], out["new"], out["counts"])
+            )
+    return results
+
+
+def _user_error(state) -> ReportdataError | None:
+    try:
+        state.result()
+    except ReportdataError as exc:
+        return exc
+    except Exception:
+        return None
+    return None
