@@ -217,7 +217,8 @@ def slug(text: str) -> str:
 def add_sources(root: Path, entries: list[dict], dataset: str, dataset_title: str = "") -> None:
     """Append sources (and the dataset if new) to sources.yaml, written atomically."""
     path = root / SOURCES_FILE
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    original = path.read_text(encoding="utf-8")
+    doc = yaml.safe_load(original) or {}
     doc.setdefault("datasets", {})
     doc.setdefault("sources", [])
     if dataset not in doc["datasets"]:
@@ -227,4 +228,14 @@ def add_sources(root: Path, entries: list[dict], dataset: str, dataset_title: st
         }
     doc["sources"].extend(entries)
     text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=100)
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, (_leading_comments(original) + text).encode("utf-8"))
+
+
+def _leading_comments(text: str) -> str:
+    """The comment lines that open a YAML file, kept when the file is rewritten."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "".join(lines)

@@ -86,7 +86,7 @@ def build_rows(info: DocumentInfo, read: ReadResult) -> dict[str, list[dict]]:
     document = {
         "document_id": info.document_id,
         "dataset": info.dataset,
-        "title": info.title or st.title,
+        "title": info.title or st.title or _first_line(st.text) or info.document_id,
         "subtitle": st.subtitle,
         "publisher": info.publisher,
         "reporter": " ".join(st.reporters),
@@ -102,6 +102,11 @@ def build_rows(info: DocumentInfo, read: ReadResult) -> dict[str, list[dict]]:
         "text": st.text,
     }
     return {"documents": [document], "sections": section_rows, "indicators": indicator_rows}
+
+
+def _first_line(text: str, limit: int = 60) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def rows_from_bytes(info: DocumentInfo, data: bytes, hint: str = "") -> dict[str, list[dict]]:

@@ -1,0 +1,104 @@
+"""`reportdata add`: register reports in sources.yaml and pull them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from reportdata.errors import InputError, ProjectError
+from reportdata.project import Project, Source, add_sources, load, slug
+from reportdata.pull import Snapshot, fetch, store
+from reportdata.read import MAX_BYTES
+
+EMBED_DIR = Path("raw") / "embedded"
+
+
+def _unique(candidate: str, taken: set[str]) -> str:
+    sid, n = candidate, 2
+    while sid in taken:
+        sid = f"{candidate}-{n}"
+        n += 1
+    return sid
+
+
+def _local_copy(root: Path, file: Path, sid: str) -> str:
+    """The file's path inside the project, copying it into raw/embedded/ when it lives outside."""
+    src = file.expanduser().resolve()
+    if not src.is_file():
+        raise InputError(f"{file} is not a file that exists.")
+    if src.stat().st_size > MAX_BYTES:
+        raise InputError(f"{file} is larger than the {MAX_BYTES // 2**20} MiB limit.")
+    if root in src.parents:
+        return src.relative_to(root).as_posix()
+    target = root / EMBED_DIR / f"{sid}{src.suffix.lower()}"
+    if target.exists():
+        raise ProjectError(f"{target.relative_to(root)} already exists; choose another --id.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, target)
+    return target.relative_to(root).as_posix()
+
+
+def add_reports(
+    root: Path,
+    items: list[str],
+    *,
+    dataset: str,
+    source_id: str | None = None,
+    title: str | None = None,
+    publisher: str = "unknown",
+    area: str = "unknown",
+    published: str = "",
+) -> list[tuple[str, Snapshot]]:
+    """Pull each report and register the ones that pulled; all or nothing per call."""
+    if source_id and len(items) > 1:
+        raise ProjectError("--id names one source; give one file or URL with it.")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,79}", dataset):
+        raise ProjectError("--dataset needs a lower-case name of letters, digits, - and _.")
+    project = load(root)
+    taken = {s.id for s in project.sources}
+    entries: list[dict] = []
+    pulled: list[tuple[str, Snapshot]] = []
+    copied: list[Path] = []
+    try:
+        for item in items:
+            is_url = bool(re.match(r"^https?://", item))
+            if source_id and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,79}", source_id):
+                raise ProjectError("--id needs lower-case letters, digits, - and _.")
+            sid = source_id or _unique(slug(item), taken)
+            if sid in taken:
+                raise ProjectError(f"A source with id {sid!r} is already registered.")
+            taken.add(sid)
+            entry: dict = {"id": sid, "dataset": dataset}
+            if title:
+                entry["title"] = title
+            if is_url:
+                entry["url"] = item
+            else:
+                rel = _local_copy(root, Path(item), sid)
+                if not (root / rel).samefile(Path(item).expanduser()):
+                    copied.append(root / rel)
+                entry["path"] = rel
+            entry.update({"publisher": publisher, "area": area})
+            if published:
+                entry["published"] = str(published)
+            source = Source(
+                id=sid,
+                dataset=dataset,
+                title=title or "",
+                path=entry.get("path", ""),
+                url=entry.get("url", ""),
+                publisher=publisher,
+                area=area,
+                published=str(published or ""),
+            )
+            holder = Project(root=project.root, datasets=project.datasets, sources=[source])
+            data, meta = fetch(holder, source)
+            pulled.append((sid, store(holder, source, data, meta).snapshot))
+            entries.append(entry)
+    except BaseException:
+        for path in copied:
+            path.unlink(missing_ok=True)
+        raise
+    add_sources(root, entries, dataset)
+    return pulled

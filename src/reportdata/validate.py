@@ -1,0 +1,418 @@
+"""Validate the tables: pandera schemas plus the cross-field checks a Table Schema cannot say.
+
+Every failure becomes one row of a `ValidationReport` (table, check, key, column, message),
+whether it comes from pandera (`check_tables`) or from Frictionless (`validate_package`).
+Check names: the Table Schema constraint that failed (``required``, ``unique``, ``pattern``,
+``enum``, ``minimum``, ``maximum``, ``type``, ``not_null``, ``missing_column``, ``extra_column``,
+``column_order``, ``missing_table``) or one of the cross-field checks (``foreign_key``,
+``span``, ``quantity_text``, ``section``, ``value_base``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pandera.errors import SchemaErrors
+
+from reportdata.fsutil import atomic_write_bytes
+from reportdata.schema import TABLES, field_names, fields, pandera_schema, primary_key
+
+MARKDOWN_ROWS = 50
+"""At most this many rows of each failing check are listed in the Markdown report."""
+
+REL_TOL = 1e-9
+"""Relative tolerance of the value_base check."""
+
+UNIT_PREFIXES: dict[str, float] = {
+    "": 1.0,
+    "十": 1e1,
+    "百": 1e2,
+    "千": 1e3,
+    "万": 1e4,
+    "十万": 1e5,
+    "百万": 1e6,
+    "千万": 1e7,
+    "亿": 1e8,
+    "十亿": 1e9,
+    "百亿": 1e10,
+    "千亿": 1e11,
+    "万亿": 1e12,
+}
+"""Multiplier words that may stand before the base unit in a unit as written (万元 = 万 + 元)."""
+
+
+def unit_multiplier(unit: str, unit_base: str) -> float:
+    """The factor from a value in `unit` to one in `unit_base` (万元, 元 → 1e4; 名, 人 → 1).
+
+    `unit_base` is stripped from the end of `unit` and the rest is read as a multiplier word.
+    When that does not work (the unit does not end with its base, or the rest is no multiplier
+    word), the unit table of `reportdata.units` decides when it maps `unit` to `unit_base`
+    (厘米 → 米: 0.01, 角 → 元: 0.1); otherwise the factor is 1 (名 → 人, 大 → 个).
+    """
+    unit, unit_base = unit or "", unit_base or ""
+    if unit.endswith(unit_base):
+        prefix = unit[: len(unit) - len(unit_base)]
+        if prefix in UNIT_PREFIXES:
+            return UNIT_PREFIXES[prefix]
+    try:
+        from reportdata.units import resolve
+    except ImportError:  # pragma: no cover - the unit table is part of the package
+        return 1.0
+    found = resolve(unit)
+    if found is not None and found[1] == unit_base:
+        return float(found[2])
+    return 1.0
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of validating the tables: every failure, and the rows per table."""
+
+    ok: bool
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def by_check(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """Errors grouped by (table, check), in order of first appearance."""
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for error in self.errors:
+            groups.setdefault((error["table"], error["check"]), []).append(error)
+        return groups
+
+    def summary(self) -> str:
+        """One sentence: passed with the row counts, or failed with the errors per check."""
+        rows = ", ".join(f"{name} {n}" for name, n in self.counts.items()) or "no tables"
+        if self.ok:
+            return f"Validation passed (rows: {rows})."
+        parts = [f"{t}.{c} {len(errs)}" for (t, c), errs in self.by_check().items()]
+        n = len(self.errors)
+        return f"Validation failed with {n} error{'s' * (n != 1)} ({', '.join(parts)})."
+
+    def to_json(self) -> str:
+        """The report as JSON: ok, summary, counts and errors."""
+        data = {"ok": self.ok, "summary": self.summary(), **asdict(self)}
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+    def to_markdown(self) -> str:
+        """The report as Markdown: the summary, then a table per failing check."""
+        lines = ["# Validation report", "", self.summary(), ""]
+        if self.counts:
+            lines += ["| table | rows |", "| --- | ---: |"]
+            lines += [f"| {name} | {n} |" for name, n in self.counts.items()]
+            lines.append("")
+        for (table, check), errs in self.by_check().items():
+            lines += [f"## {table}: {check} ({len(errs)})", ""]
+            lines += ["| key | column | message |", "| --- | --- | --- |"]
+            for e in errs[:MARKDOWN_ROWS]:
+                cells = (e.get("key"), e.get("column"), e.get("message"))
+                lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+            if len(errs) > MARKDOWN_ROWS:
+                lines += ["", f"… and {len(errs) - MARKDOWN_ROWS} more"]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _md_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(text.split("\n"))
+
+
+def write_report(report: ValidationReport, folder: Path) -> tuple[Path, Path]:
+    """Write `validation.json` and `validation.md` into `folder` atomically; return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / "validation.json", folder / "validation.md"
+    atomic_write_bytes(json_path, report.to_json().encode("utf-8"))
+    atomic_write_bytes(md_path, report.to_markdown().encode("utf-8"))
+    return json_path, md_path
+
+
+def _error(table: str, check: str, key: Any, column: str | None, message: str) -> dict[str, Any]:
+    return {"table": table, "check": check, "key": key, "column": column, "message": message}
+
+
+def _py(value: Any) -> Any:
+    """A plain Python value for messages and JSON (numpy scalars unwrapped, NA as None)."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def _row_key(name: str, frame: pd.DataFrame, i: int) -> str:
+    """A readable key of row `i`: its primary key value(s), else its position ("row 3")."""
+    key = primary_key(name)
+    if key and all(k in frame.columns for k in key):
+        values = [_py(frame[k].iat[i]) for k in key]
+        if all(v is not None and v != "" for v in values):
+            return "/".join(str(v) for v in values)
+    return f"row {i}"
+
+
+_CHECK_NAMES = {
+    "not_nullable": "required",
+    "field_uniqueness": "unique",
+    "multiple_fields_uniqueness": "primary_key",
+    "column_in_dataframe": "missing_column",
+    "column_in_schema": "extra_column",
+    "column_ordered": "column_order",
+}
+
+
+def _pandera_errors(name: str, frame: pd.DataFrame, exc: SchemaErrors) -> list[dict[str, Any]]:
+    """Turn pandera's failure cases into report rows with readable messages."""
+    specs = {f["name"]: f for f in fields(name)}
+    out = []
+    for case in exc.failure_cases.to_dict("records"):
+        raw = str(case["check"])
+        check = _CHECK_NAMES.get(raw, raw)
+        if raw.startswith(("dtype(", "coerce_dtype(")):
+            check = "type"
+        value, index, column = _py(case["failure_case"]), _py(case["index"]), case["column"]
+        column = None if _py(column) is None else str(column)
+        if check in ("missing_column", "extra_column", "column_order"):
+            column = str(value)
+        spec = specs.get(column or "", {})
+        cons = spec.get("constraints", {})
+        if check == "required" and value is None and not cons.get("required"):
+            check = "not_null"  # an optional string without value is "", never null
+        in_frame = index is not None and 0 <= int(index) < len(frame)
+        key = _row_key(name, frame, int(index)) if in_frame else None
+        messages = {
+            "required": "is empty but required" if value == "" else "is null but required",
+            "not_null": 'is null; an optional string without value must be ""',
+            "unique": f"{value!r} occurs more than once",
+            "primary_key": f"primary key {key!r} occurs more than once",
+            "missing_column": f"column {value!r} of the schema is missing",
+            "extra_column": f"column {value!r} is not in the schema",
+            "column_order": f"column {value!r} is out of the schema's order",
+            "pattern": f"{value!r} does not match the pattern {cons.get('pattern')!r}",
+            "enum": f"{value!r} is not one of {cons.get('enum')}",
+            "minimum": f"{value!r} is below the minimum {cons.get('minimum')!r}",
+            "maximum": f"{value!r} is above the maximum {cons.get('maximum')!r}",
+        }
+        if check == "type":
+            expected = spec.get("type", "?")
+            message = (
+                f"column has dtype {value}, expected a {expected} column"
+                if index is None
+                else f"{value!r} is not a {expected}"
+            )
+        else:
+            message = messages.get(check, f"{value!r} fails the check {raw}")
+        out.append(_error(name, check, key, column, message))
+    return out
+
+
+def _dedupe(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for e in errors:
+        ident = (e["table"], e["check"], e["key"], e["column"])
+        if ident not in seen:
+            seen.add(ident)
+            out.append(e)
+    return out
+
+
+def _has(frame: pd.DataFrame | None, *columns: str) -> bool:
+    return frame is not None and all(c in frame.columns for c in columns)
+
+
+def _int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    value = _py(value)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value) if float(value).is_integer() else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _col(frame: pd.DataFrame, column: str) -> list[Any]:
+    return frame[column].tolist()
+
+
+def _foreign_key_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """(d) sections and indicators name a document that exists; indicators a section."""
+    errors = []
+    targets = {"document_id": "documents", "section_id": "sections"}
+    for name, column in (
+        ("sections", "document_id"),
+        ("indicators", "document_id"),
+        ("indicators", "section_id"),
+    ):
+        frame, target = frames.get(name), frames.get(targets[column])
+        if not _has(frame, column) or not _has(target, column):
+            continue
+        known = set(_col(target, column))
+        for i, value in enumerate(_col(frame, column)):
+            if value not in known:
+                msg = f"{column} {_py(value)!r} is not in {targets[column]}"
+                errors.append(_error(name, "foreign_key", _row_key(name, frame, i), column, msg))
+    return errors
+
+
+def _span_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """Spans inside their document's text; (b) quantity_text is the text at its span;
+    (c) an indicator's section belongs to its document and holds its span."""
+    docs, secs, inds = (frames.get(n) for n in TABLES)
+    errors: list[dict[str, Any]] = []
+    texts: dict[Any, str] = {}
+    if _has(docs, "document_id", "text"):
+        pairs = zip(_col(docs, "document_id"), _col(docs, "text"), strict=True)
+        texts = {d: t for d, t in pairs if isinstance(t, str)}
+
+    spans: dict[Any, tuple[Any, int | None, int | None]] = {}
+    if _has(secs, "section_id", "document_id", "char_start", "char_end"):
+        cols = [_col(secs, c) for c in ("section_id", "document_id", "char_start", "char_end")]
+        for i, (sec, doc, start, end) in enumerate(zip(*cols, strict=True)):
+            start, end = _int(start), _int(end)
+            spans[sec] = (doc, start, end)
+            inside = (
+                doc not in texts or None in (start, end) or 0 <= start <= end <= len(texts[doc])
+            )
+            if not inside:
+                msg = f"span [{start}, {end}) is not inside the text of {doc!r}"
+                errors.append(
+                    _error("sections", "span", _row_key("sections", secs, i), "char_start", msg)
+                )
+
+    names = ("document_id", "section_id", "char_start", "char_end", "quantity_text")
+    if not _has(inds, *names):
+        return errors
+    rows = zip(*(_col(inds, c) for c in names), strict=True)
+    for i, (doc, sec, start, end, qtext) in enumerate(rows):
+        start, end = _int(start), _int(end)
+        if start is None or end is None:
+            continue
+        key = functools.partial(_row_key, "indicators", inds, i)
+        if sec in spans:
+            sdoc, sstart, send = spans[sec]
+            if sdoc != doc:
+                msg = f"section {sec!r} belongs to document {sdoc!r}, not {doc!r}"
+                errors.append(_error("indicators", "section", key(), "section_id", msg))
+            elif None not in (sstart, send) and not (sstart <= start and end <= send):
+                msg = f"span [{start}, {end}) lies outside section {sec!r} [{sstart}, {send})"
+                errors.append(_error("indicators", "section", key(), "char_start", msg))
+        if doc not in texts:
+            continue
+        text = texts[doc]
+        if not 0 <= start < end <= len(text):
+            msg = f"span [{start}, {end}) is not inside the text of {doc!r}"
+            errors.append(_error("indicators", "span", key(), "char_start", msg))
+        elif text[start:end] != qtext:
+            msg = (
+                f"quantity_text {_py(qtext)!r} differs from the text at "
+                f"[{start}, {end}): {text[start:end]!r}"
+            )
+            errors.append(_error("indicators", "quantity_text", key(), "quantity_text", msg))
+    return errors
+
+
+def _value_base_errors(inds: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """(a) value_base is value times the multiplier of the unit (relative tolerance 1e-9)."""
+    names = ("value", "value_base", "unit", "unit_base")
+    if not _has(inds, *names):
+        return []
+    errors = []
+    factors: dict[tuple[str, str], float] = {}
+    rows = zip(*(_col(inds, c) for c in names), strict=True)
+    for i, (value, base, unit, unit_base) in enumerate(rows):
+        value, base = _py(value), _py(base)
+        if not isinstance(value, int | float) or not isinstance(base, int | float):
+            continue
+        pair = (
+            unit if isinstance(unit, str) else "",
+            unit_base if isinstance(unit_base, str) else "",
+        )
+        if pair not in factors:
+            factors[pair] = unit_multiplier(*pair)
+        factor = factors[pair]
+        if not math.isclose(base, value * factor, rel_tol=REL_TOL, abs_tol=0.0):
+            msg = (
+                f"value_base {base!r} is not value {value!r} × {factor:g} "
+                f"(unit {pair[0]!r}, unit_base {pair[1]!r})"
+            )
+            key = _row_key("indicators", inds, i)
+            errors.append(_error("indicators", "value_base", key, "value_base", msg))
+    return errors
+
+
+def _cross_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """The checks a Table Schema cannot say; each runs only when its columns are there."""
+    return (
+        _foreign_key_errors(frames)
+        + _span_errors(frames)
+        + _value_base_errors(frames.get("indicators"))
+    )
+
+
+def check_tables(tables: Mapping[str, pd.DataFrame]) -> ValidationReport:
+    """Validate the tables against their schemas (all failures collected) and each other."""
+    errors: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    for name in sorted(set(tables) - set(TABLES)):
+        errors.append(_error(name, "unknown_table", None, None, f"{name!r} is not a table"))
+    for name in TABLES:
+        if name not in tables:
+            errors.append(_error(name, "missing_table", None, None, f"table {name!r} is missing"))
+            continue
+        frame = tables[name].reset_index(drop=True)
+        counts[name] = len(frame)
+        try:
+            frames[name] = pandera_schema(name).validate(frame, lazy=True)
+        except SchemaErrors as exc:
+            errors.extend(_pandera_errors(name, frame, exc))
+            frames[name] = frame
+    errors = _dedupe(errors + _cross_errors(frames))
+    return ValidationReport(ok=not errors, errors=errors, counts=counts)
+
+
+def _frictionless_key(error: Any, key_at: list[int]) -> str | None:
+    """The primary key of the row a Frictionless error is about, else its row position."""
+    cells = getattr(error, "cells", None) or []
+    if key_at and all(i < len(cells) and cells[i] for i in key_at):
+        return "/".join(str(cells[i]) for i in key_at)
+    row = getattr(error, "row_number", None)
+    return f"row {row}" if row else None
+
+
+def validate_package(descriptor_path: Path) -> ValidationReport:
+    """Validate a written `datapackage.json` with Frictionless: every resource, hashes, keys.
+
+    Errors keep Frictionless's error type as their check (``hash-count``, ``foreign-key``,
+    ``type-error``, …); their key is the row's primary key, else its row position.
+    """
+    from frictionless import validate
+
+    report = validate(str(descriptor_path), type="package")
+    errors = [_error("datapackage", str(e.type), None, None, str(e.message)) for e in report.errors]
+    counts: dict[str, int] = {}
+    for task in report.tasks:
+        rows = task.stats.get("rows")
+        if rows is not None:
+            counts[task.name] = int(rows)
+        names = field_names(task.name) if task.name in TABLES else []
+        key_at = [names.index(k) for k in primary_key(task.name)] if names else []
+        for e in task.errors:
+            key = _frictionless_key(e, key_at)
+            column = getattr(e, "field_name", None)
+            errors.append(_error(task.name, str(e.type), key, column, str(e.message)))
+    return ValidationReport(ok=bool(report.valid) and not errors, errors=errors, counts=counts)

@@ -1,0 +1,319 @@
+"""Schemas derived from the Table Schemas, and the validation report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from reportdata.load import load_duckdb
+from reportdata.schema import (
+    TABLES,
+    duckdb_ddl,
+    field_names,
+    load_schema,
+    pandera_schema,
+    schemas_dir,
+    to_frame,
+)
+from reportdata.validate import ValidationReport, check_tables, unit_multiplier, write_report
+
+TEXT = "一、旅游\n全年接待游客120万人次，旅游总收入4.7亿元。"
+SENTENCE = "全年接待游客120万人次，旅游总收入4.7亿元。"
+
+
+def _indicator(
+    quantity: str, subject: str, value: float, unit: str, base: float, unit_base: str, family: str
+) -> dict:
+    start = TEXT.index(quantity)
+    return {
+        "indicator_id": f"demo-2024-{start}", "document_id": "demo-2024",
+        "section_id": "demo-2024-s0", "subject": subject, "value": value, "unit": unit,
+        "value_base": base, "unit_base": unit_base, "unit_family": family, "qualifier": "exact",
+        "status": "actual", "measure": "level", "period": "2024", "quantity_text": quantity,
+        "sentence": SENTENCE, "char_start": start, "char_end": start + len(quantity),
+    }  # fmt: skip
+
+
+def sample_tables() -> dict[str, pd.DataFrame]:
+    """One document, one section and two indicators that pass every check."""
+    documents = pd.DataFrame([{
+        "document_id": "demo-2024", "dataset": "demo", "title": "某县2024年政府工作报告",
+        "subtitle": "", "publisher": "某县人民政府", "reporter": "", "photographer": "",
+        "area": "某县", "report_year": 2024, "licence": "CC-BY-4.0",
+        "origin": "raw/demo/report.txt",
+        "raw_sha256": hashlib.sha256(TEXT.encode("utf-8")).hexdigest(), "format": "text",
+        "encoding": "utf-8", "script": "simplified", "text": TEXT,
+    }])  # fmt: skip
+    sections = pd.DataFrame([{
+        "section_id": "demo-2024-s0", "document_id": "demo-2024", "ordinal": 0,
+        "kind": "heading", "heading": "一、旅游", "plan": False, "char_start": 0,
+        "char_end": len(TEXT),
+    }])  # fmt: skip
+    indicators = pd.DataFrame([
+        _indicator("120万人次", "接待游客", 120.0, "万人次", 1_200_000.0, "人次", "people"),
+        _indicator("4.7亿元", "旅游总收入", 4.7, "亿元", 470_000_000.0, "元", "money"),
+    ])  # fmt: skip
+    return {"documents": documents, "sections": sections, "indicators": indicators}
+
+
+def checks_of(report: ValidationReport) -> set[tuple[str, str]]:
+    return {(e["table"], e["check"]) for e in report.errors}
+
+
+# ---------------------------------------------------------------------------- schema
+
+
+def test_schemas_are_found_and_complete() -> None:
+    assert (schemas_dir() / "documents.json").is_file()
+    for name in TABLES:
+        descriptor = load_schema(name)
+        assert descriptor["name"] == name
+        assert list(pandera_schema(name).columns) == field_names(name)
+
+
+def test_load_schema_returns_a_copy() -> None:
+    load_schema("documents")["fields"].clear()
+    assert load_schema("documents")["fields"]
+
+
+def test_pandera_schema_coerces_integers_and_keeps_optional_year_null() -> None:
+    documents = sample_tables()["documents"]
+    documents["report_year"] = None
+    out = pandera_schema("documents").validate(documents)
+    assert str(out["report_year"].dtype) == "Int64"
+    assert out["report_year"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("unit", "unit_base", "factor"),
+    [
+        ("万元", "元", 1e4),
+        ("亿元", "元", 1e8),
+        ("万亿元", "元", 1e12),
+        ("千万", "", 1e7),
+        ("百万吨", "吨", 1e6),
+        ("人次", "人次", 1.0),
+        ("名", "人", 1.0),
+        ("大", "个", 1.0),
+        ("", "", 1.0),
+        ("万亩", "亩", 1e4),
+        ("厘米", "米", 0.01),  # not a prefix: the unit table of reportdata.units decides
+        ("角", "元", 0.1),
+    ],
+)
+def test_unit_multiplier(unit: str, unit_base: str, factor: float) -> None:
+    assert unit_multiplier(unit, unit_base) == factor
+
+
+def test_ddl_quotes_identifiers_and_escapes_comments() -> None:
+    ddl = duckdb_ddl("sections")
+    assert ddl[0].startswith('CREATE TABLE "sections" (')
+    assert '"plan" BOOLEAN NOT NULL' in ddl[0]
+    assert '"heading" VARCHAR,' in ddl[0]
+    assert 'PRIMARY KEY ("section_id")' in ddl[0]
+    assert any(s.startswith('COMMENT ON COLUMN "sections"."kind" IS \'lead:') for s in ddl)
+    assert "report''s" in " ".join(duckdb_ddl("sections"))  # "the report's parts"
+
+
+def test_ddl_loads_and_opens_read_only_with_comments(tmp_path) -> None:
+    path = load_duckdb(sample_tables(), tmp_path / "demo.duckdb")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.duckdb"]
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.sql("select count(*) from indicators").fetchall() == [(2,)]
+        assert con.sql("select report_year from documents").fetchall() == [(2024,)]
+        comment = con.sql(
+            "select comment from duckdb_columns() "
+            "where table_name = 'indicators' and column_name = 'value_base'"
+        ).fetchall()
+        assert comment == [("value times the unit's multiplier, in unit_base.",)]
+        types = dict(
+            con.sql(
+                "select column_name, data_type from duckdb_columns() where table_name = 'sections'"
+            ).fetchall()
+        )
+        assert types["ordinal"] == "BIGINT" and types["plan"] == "BOOLEAN"
+        ((table_comment,),) = con.sql(
+            "select comment from duckdb_tables() where table_name = 'documents'"
+        ).fetchall()
+        assert table_comment.startswith("One row a report")
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def test_valid_tables_pass() -> None:
+    report = check_tables(sample_tables())
+    assert report.ok, report.errors
+    assert report.counts == {"documents": 1, "sections": 1, "indicators": 2}
+    assert report.summary().startswith("Validation passed")
+
+
+def test_tables_without_rows_pass() -> None:
+    tables = sample_tables()
+    tables["indicators"] = to_frame("indicators", [])
+    assert list(tables["indicators"].columns) == field_names("indicators")
+    report = check_tables(tables)
+    assert report.ok, report.errors
+    assert report.counts["indicators"] == 0
+
+
+def test_rows_built_from_dicts_are_coerced() -> None:
+    tables = {
+        name: to_frame(name, frame.to_dict("records")) for name, frame in sample_tables().items()
+    }
+    assert str(tables["sections"]["ordinal"].dtype) == "Int64"
+    assert check_tables(tables).ok
+
+
+def test_wrong_value_base_fails() -> None:
+    tables = sample_tables()
+    tables["indicators"].loc[0, "value_base"] = 120.0
+    report = check_tables(tables)
+    assert checks_of(report) == {("indicators", "value_base")}
+    (error,) = report.errors
+    assert error["key"] == "demo-2024-11" and error["column"] == "value_base"
+
+
+def test_value_base_tolerates_rounding() -> None:
+    tables = sample_tables()
+    tables["indicators"].loc[1, "value_base"] = 4.7 * 1e8 * (1 + 1e-12)
+    assert check_tables(tables).ok
+
+
+def test_wrong_quantity_text_fails() -> None:
+    tables = sample_tables()
+    tables["indicators"].loc[1, "quantity_text"] = "4.7亿"
+    report = check_tables(tables)
+    assert checks_of(report) == {("indicators", "quantity_text")}
+    assert "'4.7亿元'" in report.errors[0]["message"]
+
+
+def test_span_outside_the_text_fails() -> None:
+    tables = sample_tables()
+    tables["indicators"].loc[1, "char_end"] = len(TEXT) + 5
+    assert ("indicators", "span") in checks_of(check_tables(tables))
+
+
+def test_section_of_another_document_fails() -> None:
+    tables = sample_tables()
+    other_text = "二、交通\n新建公路30公里。"
+    other = (
+        tables["documents"]
+        .iloc[[0]]
+        .assign(
+            document_id="other-2024",
+            text=other_text,
+            raw_sha256=hashlib.sha256(other_text.encode("utf-8")).hexdigest(),
+        )
+    )
+    tables["documents"] = pd.concat([tables["documents"], other], ignore_index=True)
+    other_section = tables["sections"].iloc[[0]].assign(
+        section_id="other-2024-s0", document_id="other-2024", heading="二、交通",
+        char_end=len(other_text),
+    )  # fmt: skip
+    tables["sections"] = pd.concat([tables["sections"], other_section], ignore_index=True)
+    tables["indicators"].loc[0, "section_id"] = "other-2024-s0"
+    report = check_tables(tables)
+    assert checks_of(report) == {("indicators", "section")}
+    assert "other-2024" in report.errors[0]["message"]
+
+
+def test_span_outside_its_section_fails() -> None:
+    tables = sample_tables()
+    tables["sections"].loc[0, "char_end"] = 10
+    report = check_tables(tables)
+    assert checks_of(report) == {("indicators", "section")}
+
+
+def test_foreign_keys_fail() -> None:
+    tables = sample_tables()
+    tables["sections"].loc[0, "document_id"] = "nowhere"
+    tables["indicators"].loc[1, "section_id"] = "nowhere-s9"
+    report = check_tables(tables)
+    assert ("sections", "foreign_key") in checks_of(report)
+    assert any(e["check"] == "foreign_key" and e["column"] == "section_id" for e in report.errors)
+
+
+def test_missing_column_fails_without_crashing_the_cross_checks() -> None:
+    tables = sample_tables()
+    tables["indicators"] = tables["indicators"].drop(columns=["quantity_text"])
+    report = check_tables(tables)
+    assert not report.ok
+    assert checks_of(report) == {("indicators", "missing_column")}
+    assert report.errors[0]["column"] == "quantity_text"
+
+
+def test_missing_table_fails() -> None:
+    tables = sample_tables()
+    del tables["sections"]
+    assert ("sections", "missing_table") in checks_of(check_tables(tables))
+
+
+def test_schema_constraints_are_collected_lazily() -> None:
+    tables = sample_tables()
+    docs = tables["documents"]
+    docs.loc[0, "format"] = "doc"
+    docs.loc[0, "title"] = ""
+    docs.loc[0, "raw_sha256"] = "abc"
+    docs.loc[0, "report_year"] = 1800
+    docs.loc[0, "reporter"] = None
+    dup = tables["indicators"].iloc[[0]]
+    tables["indicators"] = pd.concat([tables["indicators"], dup], ignore_index=True)
+    tables["indicators"].loc[1, "period"] = "24"
+    report = check_tables(tables)
+    assert {
+        ("documents", "enum"),
+        ("documents", "required"),
+        ("documents", "pattern"),
+        ("documents", "minimum"),
+        ("indicators", "unique"),
+        ("indicators", "pattern"),
+    } <= checks_of(report)
+    reporter = [e for e in report.errors if e["column"] == "reporter"]
+    assert reporter and reporter[0]["check"] == "not_null"
+
+
+def test_optional_strings_may_be_empty_but_required_pattern_is_full_match() -> None:
+    tables = sample_tables()
+    tables["indicators"].loc[0, "period"] = ""
+    tables["indicators"].loc[1, "period"] = "2021-2025"
+    assert check_tables(tables).ok
+    tables["documents"].loc[0, "document_id"] = "demo-2024 "  # trailing space: no full match
+    assert ("documents", "pattern") in checks_of(check_tables(tables))
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def test_report_json_and_markdown_are_written(tmp_path) -> None:
+    tables = sample_tables()
+    extra = pd.concat([tables["indicators"]] * 30, ignore_index=True)
+    extra["indicator_id"] = [f"demo-2024-x{i}" for i in range(len(extra))]
+    extra["value_base"] = 1.0
+    tables["indicators"] = extra
+    report = check_tables(tables)
+    assert len(report.errors) == 60
+    json_path, md_path = write_report(report, tmp_path / "reports")
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    assert data["ok"] is False and len(data["errors"]) == 60
+    assert set(data["errors"][0]) == {"table", "check", "key", "column", "message"}
+    markdown = md_path.read_text(encoding="utf-8")
+    assert markdown.startswith("# Validation report\n\nValidation failed with 60 errors")
+    assert "## indicators: value_base (60)" in markdown
+    assert "… and 10 more" in markdown
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        "validation.json",
+        "validation.md",
+    ]
+
+
+def test_passing_report_markdown() -> None:
+    markdown = check_tables(sample_tables()).to_markdown()
+    assert "Validation passed" in markdown and "##" not in markdown
