@@ -35,7 +35,7 @@ FIGURE_COLUMNS = (
 )
 
 
-def _retry_network_only(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's hook signature
+def _retry_network_only(task, task_run, state) -> bool:
     """Retry pulls that failed on the network; a file that cannot be read will not improve."""
     exc = getattr(state, "data", None)
     return isinstance(exc, PullError) or not isinstance(exc, ReportdataError)

@@ -21,7 +21,9 @@ def _package_paths(project_dir: Path, dataset: str | None, version: str | None) 
         project.dataset(name)
         v = version or latest_version(project.published_dir, name)
         if v is None:
-            raise ProjectError(f"Dataset {name!r} has no published version yet; run 'reportdata run'.")
+            raise ProjectError(
+                f"Dataset {name!r} has no published version yet; run 'reportdata run'."
+            )
         path = project.published_dir / name / v / "datapackage.json"
         if not path.is_file():
             raise ProjectError(f"Dataset {name!r} has no version {v}.")

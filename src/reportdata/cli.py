@@ -31,7 +31,9 @@ app = typer.Typer(
 
 ProjectOpt = Annotated[
     Path | None,
-    typer.Option("--project", "-p", help="Project folder (holding sources.yaml).", show_default=False),
+    typer.Option(
+        "--project", "-p", help="Project folder (holding sources.yaml).", show_default=False
+    ),
 ]
 
 
@@ -43,7 +45,9 @@ def _say(message: str) -> None:
 def run(
     dataset: Annotated[
         list[str] | None,
-        typer.Argument(help="Datasets to publish (default: every dataset in sources.yaml).", show_default=False),
+        typer.Argument(
+            help="Datasets to publish (default: every dataset in sources.yaml).", show_default=False
+        ),
     ] = None,
     project: ProjectOpt = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on the terminal.")] = True,
@@ -72,11 +76,16 @@ def run(
 @app.command()
 def add(
     sources: Annotated[list[str], typer.Argument(help="Files or http(s) URLs of reports.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset to add them to (created if new).")],
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Dataset to add them to (created if new).")
+    ],
     id: Annotated[
-        str | None, typer.Option("--id", help="Source id (only with a single source; default from the name).")
+        str | None,
+        typer.Option("--id", help="Source id (only with a single source; default from the name)."),
     ] = None,
-    title: Annotated[str | None, typer.Option(help="Title of the report (default: found in its text).")] = None,
+    title: Annotated[
+        str | None, typer.Option(help="Title of the report (default: found in its text).")
+    ] = None,
     publisher: Annotated[str, typer.Option(help="Who published the report.")] = "unknown",
     area: Annotated[str, typer.Option(help="Administrative area the report is about.")] = "unknown",
     published: Annotated[
@@ -109,7 +118,9 @@ def add(
 
 @app.command()
 def pull(
-    dataset: Annotated[list[str] | None, typer.Argument(help="Datasets (default: all).", show_default=False)] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Argument(help="Datasets (default: all).", show_default=False)
+    ] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Pull every source of the given datasets into raw/ (new snapshots only; no publishing)."""
@@ -125,12 +136,17 @@ def pull(
 
 @app.command()
 def extract(
-    file: Annotated[Path, typer.Argument(help="A report: plain text, HTML or PDF, in any supported encoding.")],
+    file: Annotated[
+        Path, typer.Argument(help="A report: plain text, HTML or PDF, in any supported encoding.")
+    ],
     format: Annotated[
         str, typer.Option("--format", "-f", help="table (for people), jsonl or csv (for programs).")
     ] = "table",
     published: Annotated[
-        str, typer.Option(help="Publication year, to date '去年' and '过去一年' (default: from the text).")
+        str,
+        typer.Option(
+            help="Publication year, to date '去年' and '过去一年' (default: from the text)."
+        ),
     ] = "",
 ) -> None:
     """Print the figures of one report, one row each, with the extraction guide's columns.
@@ -149,10 +165,15 @@ def extract(
 
 @app.command()
 def validate(
-    dataset: Annotated[str | None, typer.Argument(help="Dataset (default: every dataset).", show_default=False)] = None,
-    version: Annotated[str | None, typer.Option(help="Version to check (default: the latest).")] = None,
+    dataset: Annotated[
+        str | None, typer.Argument(help="Dataset (default: every dataset).", show_default=False)
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Version to check (default: the latest).")
+    ] = None,
     package: Annotated[
-        Path | None, typer.Option(help="Check this datapackage.json instead of a published dataset.")
+        Path | None,
+        typer.Option(help="Check this datapackage.json instead of a published dataset."),
     ] = None,
     project: ProjectOpt = None,
 ) -> None:
@@ -163,7 +184,10 @@ def validate(
     from reportdata.checking import validate_published
 
     ok = validate_published(
-        package=package, dataset=dataset, version=version, project_dir=None if package else _root(project)
+        package=package,
+        dataset=dataset,
+        version=version,
+        project_dir=None if package else _root(project),
     )
     if not ok:
         raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""Errors a user can cause. Each carries one clear sentence; the CLI prints it and exits non-zero."""
+"""Errors a user can cause: each carries one clear sentence the CLI prints before exiting."""
 
 
 class ReportdataError(Exception):

@@ -16,7 +16,7 @@ from reportdata.quantity import Quantity, scan
 
 _CLAUSE_BREAK = set(",;。!?:\n")
 _SENTENCE_BREAK = set("。!?;\n")
-_QUOTES = {"“": "”", "\"": "\"", "《": "》", "「": "」", "『": "』", "‘": "’"}
+_QUOTES = {"“": "”", '"': '"', "《": "》", "「": "」", "『": "』", "‘": "’"}
 
 # Words that only frame the figure: time, scope, adverbs, linking verbs.
 _LEAD_STRIP = re.compile(
@@ -52,7 +52,9 @@ _VERB_STOP = re.compile(
     r"参加|完工|上线|入驻|签约|通过|获批|获评|涌现|崛起|落成|开业|运营|吸纳|接待|新增)"
 )
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})年")
-_AS_OF = re.compile(r"截[至止](?:(?P<year>(?:19|20)\d{2})年)?(?P<month>\d{1,2})月(?:底|末|份|\d{1,2}日)?")
+_AS_OF = re.compile(
+    r"截[至止](?:(?P<year>(?:19|20)\d{2})年)?(?P<month>\d{1,2})月(?:底|末|份|\d{1,2}日)?"
+)
 _YEAR_RANGE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*[-—~至到]\s*((?:19|20)\d{2})年")
 
 
@@ -75,7 +77,7 @@ def _quote_spans(text: str) -> list[tuple[int, int]]:
     stack: list[tuple[str, int]] = []
     for i, ch in enumerate(text):
         if stack and ch == _QUOTES[stack[-1][0]]:
-            opener, start = stack.pop()
+            _opener, start = stack.pop()
             spans.append((start, i + 1))
         elif ch in _QUOTES and not (ch == '"' and stack and stack[-1][0] == '"'):
             stack.append((ch, i))
@@ -105,9 +107,7 @@ def _is_threshold(folded: str, q: Quantity) -> bool:
     noun_follows = bool(after) and ("\u4e00" <= after <= "\u9fff") and after not in "的"
     if q.text.endswith(("以上", "以下")) and noun_follows:
         return True
-    if before == "过" and noun_follows:
-        return True
-    return False
+    return bool(before == "过" and noun_follows)
 
 
 def _is_article(q: Quantity) -> bool:
@@ -140,7 +140,9 @@ def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
     phrase = phrase.strip()
     if not phrase or not ("\u4e00" <= fold(phrase)[0] <= "\u9fff") or phrase[0] in "的了":
         return ""
-    if _VERB_STOP.match(phrase) or re.match(r"^(?:以上|以下|左右|多|余|之|比|同比|增长|下降)", phrase):
+    if _VERB_STOP.match(phrase) or re.match(
+        r"^(?:以上|以下|左右|多|余|之|比|同比|增长|下降)", phrase
+    ):
         return ""
     return phrase
 
@@ -203,7 +205,9 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
     found = [
         q
         for q in scan(text)
-        if not _inside(quotes, q.start, q.end) and not _is_article(q) and not _is_threshold(folded, q)
+        if not _inside(quotes, q.start, q.end)
+        and not _is_article(q)
+        and not _is_threshold(folded, q)
         and not (folded[q.start - 1 : q.start] == "第" and q.chinese)
     ]
     out: list[Figure] = []
@@ -220,7 +224,11 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         after = _after_subject(folded, text, q, next_start)
         subject = after or _clean_subject(before)
         measure = _measure(before, q, after)
-        if measure == "change" and _CHANGE_WORDS.fullmatch(fold(subject) or "增长") and last_subject:
+        if (
+            measure == "change"
+            and _CHANGE_WORDS.fullmatch(fold(subject) or "增长")
+            and last_subject
+        ):
             subject = last_subject + subject
         if not subject:
             subject = _clean_subject(text[s_start : q.start]) or last_subject
@@ -232,9 +240,7 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
             if not any(ch in ",;。!?\n" for ch in between):
                 status = out[-1].status
         period = _period(text[p_start : q.start], status, report_year)
-        out.append(
-            Figure(subject, q, status, measure, period, text[s_start:s_end], s_start)
-        )
+        out.append(Figure(subject, q, status, measure, period, text[s_start:s_end], s_start))
         prev_end_in_clause = q.end if q.end < c_end else -1
         if measure == "level":
             last_subject = subject
@@ -253,7 +259,9 @@ def report_year(text: str, published_year: int | None) -> int | None:
     else the latest year the text states results for (a sentence with no future marker).
     """
     t = fold(text)
-    m = re.search(r"((?:19|20)\d{2})年(?:工作回顾|国民经济和社会发展统计公报|统计公报|.{0,6}工作总结)", t)
+    m = re.search(
+        r"((?:19|20)\d{2})年(?:工作回顾|国民经济和社会发展统计公报|统计公报|.{0,6}工作总结)", t
+    )
     if m:
         return int(m.group(1))
     if published_year is None:

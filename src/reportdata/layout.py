@@ -14,13 +14,23 @@ from dataclasses import dataclass, field
 from reportdata.normalize import fold
 
 # Characters that may end a complete paragraph.
-_TERMINAL = set("。!?;:…”’\"』」)】》")
+_TERMINAL = set('。!?;:…”’"』」)】》')
 _SENTENCE_PUNCT = re.compile(r"[,。;!?:、,]")
-_LIST_MARKER = re.compile(r"^(?:[一二三四五六七八九十]+、|\([一二三四五六七八九十]+\)|第[一二三四五六七八九十]+[章节部分篇])")
-_BYLINE = re.compile(r"^(?:本报|本台|新华社)?\s*(?:记者|通讯员|实习生)[\s:]*(?P<names>[\u4e00-\u9fff·]{2,4}(?:\s+[\u4e00-\u9fff·]{2,4})*)\s*$")
-_PHOTO = re.compile(r"(?P<name>[\u4e00-\u9fff·]{2,4}(?:\s+[\u4e00-\u9fff·]{2,4})*)\s*(?:摄|/摄|摄影)\s*$")
-_PHOTO_LEAD = re.compile(r"^(?:记者\s*)?(?P<name>[\u4e00-\u9fff·]{2,4})\s*摄\s*$|^摄影\s*[:\s]\s*(?P<name2>[\u4e00-\u9fff·]{2,4})")
-_PLAN_HEADING = re.compile(r"工作安排|主要任务|目标任务|总体要求|工作打算|展望|规划|计划|预期目标|主要目标|奋斗目标")
+_LIST_MARKER = re.compile(
+    r"^(?:[一二三四五六七八九十]+、|\([一二三四五六七八九十]+\)|第[一二三四五六七八九十]+[章节部分篇])"
+)
+_BYLINE = re.compile(
+    r"^(?:本报|本台|新华社)?\s*(?:记者|通讯员|实习生)[\s:]*(?P<names>[\u4e00-\u9fff·]{2,4}(?:\s+[\u4e00-\u9fff·]{2,4})*)\s*$"
+)
+_PHOTO = re.compile(
+    r"(?P<name>[\u4e00-\u9fff·]{2,4}(?:\s+[\u4e00-\u9fff·]{2,4})*)\s*(?:摄|/摄|摄影)\s*$"
+)
+_PHOTO_LEAD = re.compile(
+    r"^(?:记者\s*)?(?P<name>[\u4e00-\u9fff·]{2,4})\s*摄\s*$|^摄影\s*[:\s]\s*(?P<name2>[\u4e00-\u9fff·]{2,4})"
+)
+_PLAN_HEADING = re.compile(
+    r"工作安排|主要任务|目标任务|总体要求|工作打算|展望|规划|计划|预期目标|主要目标|奋斗目标"
+)
 _PLAN_OPENING = re.compile(r"展望|今后|未来|下一步|\d{4}年是|将")
 MAX_HEADING = 32
 
@@ -90,7 +100,11 @@ def _front_matter(lines: list[str]) -> tuple[int, str, str, list[str], str]:
     title = subtitle = credit = ""
     headlines = [ln for ln in head if not _complete(ln) and len(ln) <= 80]
     if headlines:
-        credit = headlines[-1] if byline_at >= 0 and len(headlines) > 1 and len(headlines[-1]) <= 16 else ""
+        credit = (
+            headlines[-1]
+            if byline_at >= 0 and len(headlines) > 1 and len(headlines[-1]) <= 16
+            else ""
+        )
         titled = [ln for ln in headlines if ln != credit] or headlines
         title, subtitle = _split_title(max(titled, key=len))
     body_start = byline_at + 1 if byline_at >= 0 else (1 if headlines else 0)

@@ -24,7 +24,17 @@ for _chars, _value in (
     for _c in _chars:
         DIGITS[_c] = _value
 ZEROS = frozenset("零〇○洞")
-SMALL_UNITS = {"十": 10, "拾": 10, "什": 10, "百": 100, "佰": 100, "陌": 100, "千": 1000, "仟": 1000, "阡": 1000}
+SMALL_UNITS = {
+    "十": 10,
+    "拾": 10,
+    "什": 10,
+    "百": 100,
+    "佰": 100,
+    "陌": 100,
+    "千": 1000,
+    "仟": 1000,
+    "阡": 1000,
+}
 BIG_UNITS = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8, "兆": 10**12}
 ARCHAIC = {"廿": 20, "卅": 30, "卌": 40}
 POINTS = frozenset("点點")
@@ -139,7 +149,12 @@ def _integer(s: str) -> float | None:
             lv = _integer(left) if left else 1
             if lv is None:
                 return None
-            if right and right[0] not in ZEROS and all(c in DIGITS for c in right) and len(right) == 1:
+            if (
+                right
+                and right[0] not in ZEROS
+                and all(c in DIGITS for c in right)
+                and len(right) == 1
+            ):
                 rv: float | None = DIGITS[right] * factor // 10  # 三万五 = 35000
             else:
                 rv = _integer(right.lstrip("".join(ZEROS))) if right.strip("".join(ZEROS)) else 0

@@ -77,8 +77,7 @@ def check(project: Project, dataset: str, tables) -> object:
     paths = write_report(report, project.reports_dir / dataset)
     if not report.ok:
         raise ValidationFailed(
-            f"Validation failed, nothing was published: {report.summary()} "
-            f"See {paths[1]}.",
+            f"Validation failed, nothing was published: {report.summary()} See {paths[1]}.",
             tuple(str(p) for p in paths),
         )
     return report
@@ -90,8 +89,7 @@ def dataset_info(project: Project, dataset: str):
 
     d = project.dataset(dataset)
     sources = [
-        {"title": s.title or s.id, "path": s.url or s.path}
-        for s in project.sources_of(dataset)
+        {"title": s.title or s.id, "path": s.url or s.path} for s in project.sources_of(dataset)
     ]
     return DatasetInfo(
         name=d.name,

@@ -76,7 +76,9 @@ class Project:
     def dataset(self, name: str) -> Dataset:
         if name not in self.datasets:
             known = ", ".join(sorted(self.datasets)) or "none"
-            raise ProjectError(f"There is no dataset named {name!r} in sources.yaml (known: {known}).")
+            raise ProjectError(
+                f"There is no dataset named {name!r} in sources.yaml (known: {known})."
+            )
         return self.datasets[name]
 
     def sources_of(self, dataset: str) -> list[Source]:
@@ -85,7 +87,7 @@ class Project:
 
 
 def find_root(start: Path | None = None, explicit: Path | None = None) -> Path:
-    """The project folder: ``explicit`` if given, else the nearest folder upward holding sources.yaml."""
+    """The project folder: ``explicit``, else the nearest folder upward with sources.yaml."""
     if explicit is not None:
         root = explicit.expanduser().resolve()
         if not (root / SOURCES_FILE).is_file():
@@ -176,7 +178,9 @@ def load(root: Path) -> Project:
         seen.add(sid)
         dataset = _text(s.get("dataset"), f"{where} dataset")
         if dataset not in datasets:
-            raise ProjectError(f"{where} names dataset {dataset!r}, which sources.yaml does not define.")
+            raise ProjectError(
+                f"{where} names dataset {dataset!r}, which sources.yaml does not define."
+            )
         url = _text(s.get("url"), f"{where} url")
         rel = _text(s.get("path"), f"{where} path")
         if not url and not rel:

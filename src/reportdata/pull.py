@@ -60,7 +60,9 @@ def read_manifest(raw_dir: Path, source_id: str) -> list[Snapshot]:
         doc = json.loads(path.read_text(encoding="utf-8"))
         return [Snapshot(**s) for s in doc["snapshots"]]
     except (ValueError, KeyError, TypeError) as exc:
-        raise PullError(f"The manifest {path} is damaged; restore it from version control.") from exc
+        raise PullError(
+            f"The manifest {path} is damaged; restore it from version control."
+        ) from exc
 
 
 def latest_snapshot(raw_dir: Path, source_id: str) -> Snapshot | None:
@@ -127,9 +129,8 @@ def store(project: Project, source: Source, data: bytes, meta: dict[str, str]) -
     sha = hashlib.sha256(data).hexdigest()
     snaps = read_manifest(project.raw_dir, source.id)
     for snap in snaps:
-        if snap.sha256 == sha and snap.path(project.raw_dir).exists():
-            if snap is snaps[-1]:
-                return PullResult(snap, new=False)
+        if snap.sha256 == sha and snap.path(project.raw_dir).exists() and snap is snaps[-1]:
+            return PullResult(snap, new=False)
     hint = source.url or source.path
     read = read_bytes(data, meta.get("content_type", "") or hint)
     snap = Snapshot(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-
 from decimal import Decimal
 
 from reportdata.normalize import fold
@@ -14,7 +13,6 @@ from reportdata.numerals import (
     BIG_UNITS,
     CHINESE_RE,
     DIGITS,
-    SMALL_UNITS,
     ZEROS,
     chinese_number,
     multiplier_of,

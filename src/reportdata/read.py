@@ -189,12 +189,12 @@ def pdf_text(data: bytes) -> str:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             pages = [page.extract_text() or "" for page in pdf.pages]
     except (PDFSyntaxError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"The PDF could not be read; it may be truncated or damaged ({exc}).") from exc
+        raise InputError(
+            f"The PDF could not be read; it may be truncated or damaged ({exc})."
+        ) from exc
     except Exception as exc:
         if type(exc).__module__.startswith(("pdfminer", "pdfplumber", "pypdfium2")):
-            raise InputError(
-                "The PDF could not be read; it may be truncated or damaged."
-            ) from exc
+            raise InputError("The PDF could not be read; it may be truncated or damaged.") from exc
         raise
     text = "\n\n".join(p.strip() for p in pages if p.strip())
     if not text.strip():

@@ -70,7 +70,9 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[None]:
         stop()
 
 
-def run_datasets(project: Project, names: list[str], *, progress: bool = True) -> list[ReleaseSummary]:
+def run_datasets(
+    project: Project, names: list[str], *, progress: bool = True
+) -> list[ReleaseSummary]:
     """Run the flow once per dataset; raise the first user error as its sentence."""
     prefect_defaults()
     from flows.publish_dataset import publish_dataset
@@ -88,7 +90,9 @@ def run_datasets(project: Project, names: list[str], *, progress: bool = True) -
                 state.result()  # a bug: let it raise with its traceback
             out = state.result()
             results.append(
-                ReleaseSummary(out["dataset"], out["version"], out["path"], out["new"], out["counts"])
+                ReleaseSummary(
+                    out["dataset"], out["version"], out["path"], out["new"], out["counts"]
+                )
             )
     return results
 
