@@ -82,19 +82,15 @@ def extract_dataset(root: str, dataset: str) -> pipeline.Rows:
 @task(name="validate-dataset", cache_policy=NONE)
 def validate_dataset(root: str, dataset: str, rows: pipeline.Rows):
     """Check the tables against their schemas and the cross-field rules; publish the summary."""
-    from reportdata.validate import check_tables
-
     project = load(Path(root))
     tables = pipeline.frames(rows)
-    try:
-        pipeline.check(project, dataset, tables)
-    finally:
-        report = check_tables(tables)
-        create_markdown_artifact(
-            report.to_markdown(),
-            key=f"{_key(dataset)}-validation",
-            description=f"Validation of dataset {dataset}",
-        )
+    report = pipeline.check(project, dataset, tables)
+    create_markdown_artifact(
+        report.to_markdown(),
+        key=f"{_key(dataset)}-validation",
+        description=f"Validation of dataset {dataset}",
+    )
+    pipeline.require_valid(project, dataset, report)
     emit("validate", dataset)
     return tables
 

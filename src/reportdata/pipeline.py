@@ -69,18 +69,26 @@ def frames(rows: Rows):
     return {name: to_frame(name, rows.get(name, [])) for name in TABLES}
 
 
-def check(project: Project, dataset: str, tables) -> object:
-    """Validate the tables; write the report under reports/<dataset>/; raise when they fail."""
+def check(project: Project, dataset: str, tables):
+    """Validate the tables and write the report under reports/<dataset>/ (JSON and Markdown).
+
+    Returns the report; the caller decides what a failure means (see :func:`require_valid`).
+    """
     from reportdata.validate import check_tables, write_report
 
     report = check_tables(tables)
-    paths = write_report(report, project.reports_dir / dataset)
-    if not report.ok:
-        raise ValidationFailed(
-            f"Validation failed, nothing was published: {report.summary()} See {paths[1]}.",
-            tuple(str(p) for p in paths),
-        )
+    write_report(report, project.reports_dir / dataset)
     return report
+
+
+def require_valid(project: Project, dataset: str, report) -> None:
+    """Raise ValidationFailed, naming the written report, when ``report`` holds errors."""
+    if not report.ok:
+        folder = project.reports_dir / dataset
+        raise ValidationFailed(
+            f"{report.summary().rstrip('.')}; nothing was published. See {folder / 'validation.md'}.",
+            (str(folder / "validation.json"), str(folder / "validation.md")),
+        )
 
 
 def dataset_info(project: Project, dataset: str):
