@@ -94,12 +94,15 @@ def _digits_only(s: str) -> int | None:
     return int("".join(str(DIGITS[c]) for c in s))
 
 
-def _section(s: str) -> float | None:
-    """A number below 万: digits with 十 百 千 and 零 as a filler."""
+def _section(s: str, whole: bool = False) -> float | None:
+    """A number below 万: digits with 十 百 千 and 零 as a filler.
+
+    A run of bare digits (一七二零) reads digit by digit only when it is the ``whole`` numeral.
+    """
     if not s:
         return 0
     if len(s) >= 2 and all(c in DIGITS for c in s):
-        return _digits_only(s)
+        return _digits_only(s) if whole else None
     total = 0
     num: int | None = None
     last_unit = None
@@ -137,7 +140,7 @@ def _section(s: str) -> float | None:
     return total
 
 
-def _integer(s: str) -> float | None:
+def _integer(s: str, whole: bool = False) -> float | None:
     """A whole Chinese numeral, 万 and 亿 nested (一万亿 = 1e12, 三万五 = 35000)."""
     if not s:
         return None
@@ -166,7 +169,7 @@ def _integer(s: str) -> float | None:
         lv = _integer(left) if left else 1
         rv = _integer(right) if right else 0
         return None if lv is None or rv is None else lv * 10**12 + rv
-    return _section(s)
+    return _section(s, whole)
 
 
 def chinese_number(s: str) -> float | None:
@@ -175,11 +178,11 @@ def chinese_number(s: str) -> float | None:
     sign = 1
     if s and s[0] in NEGATIVE:
         sign, s = -1, s[1:]
-    if not s:
-        return None
+    if not s or not any(c in DIGITS or c in ARCHAIC or c in "十拾" for c in s):
+        return None  # 万, 亿 or 百 alone are words, not numbers
     point = next((i for i, c in enumerate(s) if c in POINTS), -1)
     if point < 0:
-        value = _integer(s)
+        value = _integer(s, whole=True)
         return None if value is None else sign * value
     int_part, frac = s[:point], s[point + 1 :]
     tail = ""

@@ -131,7 +131,8 @@ def _read(m: re.Match[str], text: str, require_unit: bool) -> Quantity | None:
             low, high = value, second
     if require_unit and not unit_word:
         return None
-    if chinese and unit_word in AMBIGUOUS_AFTER_CHINESE and not mult:
+    approx_word = bool(m.group("q1") or m.group("q2"))
+    if chinese and unit_word in AMBIGUOUS_AFTER_CHINESE and not mult and not approx_word:
         return None
     unit = mult + unit_word
     if unit:
@@ -182,7 +183,10 @@ def parse_quantity(text: str) -> Quantity | None:
     """The quantity in ``text`` (value, unit, value_base, unit_base, unit_family, qualifier,
     low and high for a range), or None when there is none."""
     best = None
+    whole = text.strip()
     for q in scan(text, require_unit=False):
+        if q.chinese and not q.unit and len(q.numeral) == 1 and q.text != whole:
+            continue  # a lone 一 or 万 inside a word (一切, 万众) is no number
         if best is None or (q.end - q.start) > (best.end - best.start):
             best = q
     return best

@@ -1,0 +1,156 @@
+"""Which quantities are figures, and what each one says (sentences written for these tests)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SHARED
+from reportdata.extract import figures, report_year
+from reportdata.layout import structure
+
+
+def rows(text: str, year: int | None = 2023) -> list[dict]:
+    st = structure(text, front_matter=False)
+    return [
+        {
+            "text": f.quantity.text,
+            "subject": f.subject,
+            "value_base": f.quantity.value_base,
+            "unit_family": f.quantity.unit_family,
+            "qualifier": f.quantity.qualifier,
+            "status": f.status,
+            "measure": f.measure,
+            "period": f.period,
+        }
+        for f in figures(st.text, st.sections, year)
+    ]
+
+
+def by_text(found: list[dict]) -> dict[str, dict]:
+    return {r["text"]: r for r in found}
+
+
+def test_subject_before_the_number_drops_framing_words():
+    found = by_text(rows("今年以来,全县累计发放助学贷款3600余万元,惠及学生。"))
+    r = found["3600余万元"]
+    assert r["subject"] == "发放助学贷款"
+    assert r["value_base"] == 36000000
+    assert r["qualifier"] == "over"
+
+
+def test_subject_after_a_classifier():
+    found = by_text(rows("新建9座污水处理厂,改造供水管网120公里。"))
+    assert found["9座"]["subject"] == "污水处理厂"
+    assert found["120公里"]["subject"] == "改造供水管网"
+
+
+def test_names_in_quotes_are_not_figures():
+    found = rows("深入开展“百日攻坚”行动和“3+2”计划,打造“两区一中心”,完成造林800亩。")
+    assert [r["text"] for r in found] == ["800亩"]
+
+
+def test_thresholds_dates_and_markers_are_not_figures():
+    text = (
+        "1.2025年3月,引进过10亿元项目12个,5000平方米以上商业综合体达到7家,"
+        "世界500强企业落户,第一批项目开工。"
+    )
+    found = [r["text"] for r in rows(text)]
+    assert found == ["12个", "7家"]
+
+
+def test_lone_yi_before_a_classifier_is_an_article():
+    assert rows("建成一批示范项目,一户一策推进改造。") == []
+
+
+def test_estimate_governs_the_list_it_opens():
+    found = by_text(rows("全年外贸进出口总额预计达到45亿元、实际利用外资2.1亿美元;税收增长3%。"))
+    assert found["45亿元"]["status"] == "estimate"
+    assert found["2.1亿美元"]["status"] == "estimate"
+    assert found["2.1亿美元"]["unit_family"] == "money"
+    assert found["3%"]["status"] == "actual"
+
+
+def test_future_and_disposal_jiang():
+    found = by_text(rows("区里将新建学校4所。将辖区划分为86个网格。"))
+    assert found["4所"]["status"] == "target"
+    assert found["86个"]["status"] == "actual"
+
+
+def test_growth_rate_is_a_change_of_the_level_before_it():
+    found = by_text(rows("实现地区生产总值612.4亿元、增长6.1%,居民收入占比提高到41%。"))
+    assert found["612.4亿元"]["subject"] == "地区生产总值"
+    assert found["612.4亿元"]["measure"] == "level"
+    assert found["6.1%"]["measure"] == "change"
+    assert found["6.1%"]["subject"] == "地区生产总值增长"
+
+
+def test_period_from_the_paragraph_as_of_month_and_report_year():
+    text = "2021年,全区新增就业2.3万人。\n截至10月底,新登记市场主体4100户。共建成公园9个。"
+    found = by_text(rows(text, 2022))
+    assert found["2.3万人"]["period"] == "2021"
+    assert found["4100户"]["period"] == "2022-10"
+    assert found["9个"]["period"] == "2022"
+
+
+def test_report_year_from_the_text():
+    assert report_year("2022年工作回顾\n全年完成投资。", None) == 2022
+    assert report_year("过去一年,我们攻坚克难。", 2024) == 2023
+    assert report_year("刚刚过去的一年成绩显著。2019年完成收入。2020年将继续努力。", None) == 2019
+
+
+def _load_score_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("score", SHARED / "score_indicators.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _extract_jsonl(path):
+    exe = [sys.executable, "-m", "reportdata.cli", "extract", str(path), "--format", "jsonl"]
+    out = subprocess.run(exe, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_embedded_default_has_every_gold_figure_and_nothing_excluded():
+    score = _load_score_module()
+    gold = score.load_rows((SHARED / "corpus/dev/lixia-2021-qilu.gold.jsonl").read_text("utf-8"))
+    preds = _extract_jsonl(ROOT / "raw/embedded/lixia-2021-qilu.txt")
+    result = score.score(gold, preds)
+    assert result["missed"] == []
+    assert result["wrong"] == []
+    assert result["tp"] == result["gold"] == 18
+    for field in score.FIELDS:
+        assert result[field + "_ok"] == 18, field
+
+
+def test_dev_corpus_score_floor():
+    """The dev score may only rise: these floors are the scores reached so far."""
+    score = _load_score_module()
+    total: dict = {}
+    for txt in sorted((SHARED / "corpus/dev").glob("*.txt")):
+        gold_file = txt.with_suffix(".gold.jsonl")
+        gold = score.load_rows(gold_file.read_text("utf-8"))
+        score.add(total, score.score(gold, _extract_jsonl(txt)))
+    p = total["tp"] / total["predicted"]
+    r = total["tp"] / total["gold"]
+    f1 = 2 * p * r / (p + r)
+    assert f1 >= 0.98
+    assert total["subject_f1_sum"] / total["tp"] >= 0.85
+
+
+@pytest.mark.parametrize("text", ["", "   ", "没有任何数字。"])
+def test_text_without_figures_gives_no_rows(text):
+    assert rows(text) == []
+
+
+def test_offsets_point_into_the_repaired_text():
+    text = "全区新增绿地\n\n地面积3.2万平方米,栽植乔木4500株。"
+    st = structure(text, front_matter=False)
+    for f in figures(st.text, st.sections, 2023):
+        assert st.text[f.quantity.start : f.quantity.end] == f.quantity.text
+        assert math.isfinite(f.quantity.value_base)
