@@ -38,7 +38,8 @@ def project_copy(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def prefect_server():
     """One Prefect test server for the whole session (it costs ~20 s to start)."""
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):
-        yield os.environ.get("PREFECT_API_URL")
+        yield PREFECT_API_URL.value()
