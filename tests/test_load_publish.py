@@ -290,3 +290,22 @@ def test_validate_package_reports_tampering(published: Path) -> None:
     assert not report.ok
     assert ("indicators", "hash-count") in {(e["table"], e["check"]) for e in report.errors}
     assert "failed" in report.summary()
+
+
+def test_a_written_package_that_fails_frictionless_is_not_published(
+    published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reportdata.publish as pub
+
+    real = pub.render_csv
+
+    def broken(name: str, rows: list) -> bytes:
+        data = real(name, rows)
+        return data.replace(b"indicator_id", b"indicator_no", 1) if name == "indicators" else data
+
+    monkeypatch.setattr(pub, "render_csv", broken)
+    with pytest.raises(ValidationFailed, match="frictionless"):
+        publish(sample_tables(), INFO, published, created=CREATED)
+    assert latest_version(published, "demo") is None
+    assert [p.name for p in (published / "demo").iterdir() if not p.name.startswith(".")] == []
+    assert not list((published / "demo").glob(".tmp-*"))

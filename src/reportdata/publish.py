@@ -42,7 +42,7 @@ from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import atomic_write_bytes, fsync_dir
 from reportdata.load import load_duckdb
 from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
-from reportdata.validate import check_tables
+from reportdata.validate import check_tables, validate_package
 
 DATAPACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 FINGERPRINT_KEY = "reportdata:fingerprint"
@@ -380,6 +380,12 @@ def _write_version(
         descriptor = _descriptor(info, version, created, rendered, duckdb_path, fp)
         text = json.dumps(descriptor, ensure_ascii=False, indent=2) + "\n"
         _write_synced(tmp / "datapackage.json", text.encode("utf-8"))
+        written = validate_package(tmp / "datapackage.json")
+        if not written.ok:
+            raise ValidationFailed(
+                f"The written package failed frictionless validation; nothing was published: "
+                f"{written.summary()}"
+            )
         fsync_dir(tmp)
         if target.exists():
             raise PublishError(f"Version folder {target} appeared while publishing; not replaced.")
