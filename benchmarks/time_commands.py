@@ -51,33 +51,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def step_timings(base: Path) -> dict[str, float]:
-    """Seconds each library step takes on the seed, in a fresh process (imports counted apart)."""
-    project = fresh_project(base)
-    code = """
-import json, time
-t0 = time.perf_counter()
-from pathlib import Path
-import pandas, pandera.pandas, frictionless, duckdb
-from reportdata import pipeline, publish, validate
-from reportdata.project import load
-from reportdata.pull import pull
-t = {"import pandas, pandera, frictionless, duckdb": time.perf_counter() - t0}
-def step(name, fn):
-    s = time.perf_counter(); out = fn(); t[name] = time.perf_counter() - s; return out
-p = load(Path("."))
-step("pull", lambda: [pull(p, s) for s in p.sources])
-rows = step("read + extract", lambda: pipeline.merge([pipeline.extract_source(p, s) for s in p.sources]))
-tables = step("validate (pandera + cross-field)", lambda: pipeline.check(p, "lixia", pipeline.frames(rows)) and pipeline.frames(rows))
-step("load DuckDB + publish (frictionless on the files)", lambda: pipeline.release(p, "lixia", tables))
-step("publish again, unchanged", lambda: pipeline.release(p, "lixia", tables))
-print(json.dumps(t))
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
-    )
+def measure_steps() -> None:
+    """Run the library steps on the project in the current folder; print seconds as JSON."""
     import json
 
+    t0 = time.perf_counter()
+    import duckdb  # noqa: F401
+    import frictionless  # noqa: F401
+    import pandas  # noqa: F401
+    import pandera.pandas  # noqa: F401
+
+    from reportdata import pipeline
+    from reportdata.project import load
+    from reportdata.pull import pull
+
+    took = {"import pandas, pandera, frictionless, duckdb": time.perf_counter() - t0}
+
+    def step(name, fn):
+        start = time.perf_counter()
+        out = fn()
+        took[name] = time.perf_counter() - start
+        return out
+
+    p = load(Path("."))
+    step("pull", lambda: [pull(p, s) for s in p.sources])
+    rows = step(
+        "read + extract", lambda: pipeline.merge([pipeline.extract_source(p, s) for s in p.sources])
+    )
+    tables = pipeline.frames(rows)
+    step("validate (pandera + cross-field)", lambda: pipeline.check(p, "lixia", tables))
+    step(
+        "load DuckDB + publish (frictionless on the files)",
+        lambda: pipeline.release(p, "lixia", tables),
+    )
+    step("publish again, unchanged", lambda: pipeline.release(p, "lixia", tables))
+    print(json.dumps(took))
+
+
+def step_timings(base: Path) -> dict[str, float]:
+    """Seconds each library step takes on the seed, in a fresh process (imports counted apart)."""
+    import json
+
+    project = fresh_project(base)
+    done = subprocess.run(
+        [sys.executable, __file__, "--steps"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -85,7 +107,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=ROOT / "docs/timings.md")
+    ap.add_argument("--steps", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.steps:
+        measure_steps()
+        return
     base = Path(tempfile.mkdtemp(prefix="reportdata-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")

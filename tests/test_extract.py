@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, SHARED
+
 from reportdata.extract import figures, report_year
 from reportdata.layout import structure
 
@@ -59,6 +59,14 @@ def test_thresholds_dates_and_markers_are_not_figures():
     )
     found = [r["text"] for r in rows(text)]
     assert found == ["12个", "7家"]
+
+
+def test_ordinals_are_not_figures_but_ranks_are():
+    found = by_text(rows("第0项任务和第3批试点已启动,经济总量居全省第4位,考核获评第二名。"))
+    assert list(found) == ["第4位", "第二名"]
+    assert found["第4位"]["measure"] == "rank"
+    assert found["第二名"]["value_base"] == 2
+    assert found["第二名"]["unit_family"] == "other"
 
 
 def test_lone_yi_before_a_classifier_is_an_article():

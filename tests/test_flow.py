@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import SHARED
+
 from reportdata.validate import validate_package
 
 pytestmark = pytest.mark.slow

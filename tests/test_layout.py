@@ -56,7 +56,10 @@ def test_word_split_across_a_column_break_with_repeated_character_is_joined():
 
 
 def test_word_split_without_repetition_is_joined():
-    text = "标题\n\n记者 赵六\n\n一\n\n全区建成社区食堂12个,日均服务老人1500人次,服务中\n\n心运营良好。\n"
+    text = (
+        "标题\n\n记者 赵六\n\n一\n\n"
+        "全区建成社区食堂12个,日均服务老人1500人次,服务中\n\n心运营良好。\n"
+    )
     st = structure(text)
     assert "服务中心运营良好。" in st.text
 

@@ -58,7 +58,7 @@ def test_range_gives_low_and_high():
 @pytest.mark.parametrize("text", ["", "没有数字的句子", "万众一心", "一流的服务"])
 def test_no_quantity(text):
     q = parse_quantity(text)
-    assert q is None or q.unit_family == "other" and text.startswith("一")
+    assert q is None or (q.unit_family == "other" and text.startswith("一"))
 
 
 def test_scan_offsets_index_the_original_text():

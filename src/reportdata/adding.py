@@ -6,10 +6,10 @@ import re
 import shutil
 from pathlib import Path
 
+from reportdata import read as _read
 from reportdata.errors import InputError, ProjectError
 from reportdata.project import Project, Source, add_sources, load, slug
 from reportdata.pull import Snapshot, fetch, store
-from reportdata.read import MAX_BYTES
 
 EMBED_DIR = Path("raw") / "embedded"
 
@@ -27,8 +27,8 @@ def _local_copy(root: Path, file: Path, sid: str) -> str:
     src = file.expanduser().resolve()
     if not src.is_file():
         raise InputError(f"{file} is not a file that exists.")
-    if src.stat().st_size > MAX_BYTES:
-        raise InputError(f"{file} is larger than the {MAX_BYTES // 2**20} MiB limit.")
+    if src.stat().st_size > _read.MAX_BYTES:
+        raise InputError(f"{file} is larger than the {_read.size_limit()} limit.")
     if root in src.parents:
         return src.relative_to(root).as_posix()
     target = root / EMBED_DIR / f"{sid}{src.suffix.lower()}"
@@ -50,21 +50,27 @@ def add_reports(
     area: str = "unknown",
     published: str = "",
 ) -> list[tuple[str, Snapshot]]:
-    """Pull each report and register the ones that pulled; all or nothing per call."""
+    """Pull each report and register the ones that pulled; all or nothing per call.
+
+    When one report fails, nothing of the call stays behind: no copy in raw/embedded/, no
+    snapshot folder in raw/, no change to sources.yaml.
+    """
     if source_id and len(items) > 1:
         raise ProjectError("--id names one source; give one file or URL with it.")
+    if source_id and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,79}", source_id):
+        raise ProjectError("--id needs lower-case letters, digits, - and _.")
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,79}", dataset):
         raise ProjectError("--dataset needs a lower-case name of letters, digits, - and _.")
+    root = root.resolve()
     project = load(root)
     taken = {s.id for s in project.sources}
     entries: list[dict] = []
     pulled: list[tuple[str, Snapshot]] = []
     copied: list[Path] = []
+    created: list[Path] = []
     try:
         for item in items:
             is_url = bool(re.match(r"^https?://", item))
-            if source_id and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,79}", source_id):
-                raise ProjectError("--id needs lower-case letters, digits, - and _.")
             sid = source_id or _unique(slug(item), taken)
             if sid in taken:
                 raise ProjectError(f"A source with id {sid!r} is already registered.")
@@ -94,11 +100,19 @@ def add_reports(
             )
             holder = Project(root=project.root, datasets=project.datasets, sources=[source])
             data, meta = fetch(holder, source)
-            pulled.append((sid, store(holder, source, data, meta).snapshot))
+            if not (project.raw_dir / sid).exists():
+                created.append(project.raw_dir / sid)
+            try:
+                snapshot = store(holder, source, data, meta).snapshot
+            except InputError as exc:
+                raise InputError(f"{item}: {exc}") from exc
+            pulled.append((sid, snapshot))
             entries.append(entry)
+        add_sources(root, entries, dataset)
     except BaseException:
         for path in copied:
             path.unlink(missing_ok=True)
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
-    add_sources(root, entries, dataset)
     return pulled

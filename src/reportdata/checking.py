@@ -12,13 +12,16 @@ from reportdata.project import load
 
 
 def _package_paths(project_dir: Path, dataset: str | None, version: str | None) -> list[Path]:
-    from reportdata.publish import latest_version
-
     project = load(project_dir)
     names = [dataset] if dataset else list(project.datasets)
+    if not names:
+        raise ProjectError("sources.yaml defines no datasets, so there is nothing to validate.")
+    for name in names:
+        project.dataset(name)  # an unknown name fails before the heavy imports below
+    from reportdata.publish import latest_version
+
     paths = []
     for name in names:
-        project.dataset(name)
         v = version or latest_version(project.published_dir, name)
         if v is None:
             raise ProjectError(
@@ -52,8 +55,6 @@ def validate_published(
 ) -> bool:
     """Validate with frictionless (schemas, keys, hashes) and the cross-field checks; print a
     summary per package; True when everything holds."""
-    from reportdata.validate import check_tables, validate_package
-
     if package is not None:
         if not package.is_file():
             raise ProjectError(f"{package} does not exist.")
@@ -61,6 +62,8 @@ def validate_published(
     else:
         assert project_dir is not None
         paths = _package_paths(project_dir, dataset, version)
+    from reportdata.validate import check_tables, validate_package
+
     all_ok = True
     for path in paths:
         report = validate_package(path)

@@ -46,7 +46,9 @@ def run(
     dataset: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Datasets to publish (default: every dataset in sources.yaml).", show_default=False
+            help="Datasets to publish (default: every dataset in sources.yaml).",
+            show_default=False,
+            metavar="DATASET",
         ),
     ] = None,
     project: ProjectOpt = None,
@@ -75,7 +77,9 @@ def run(
 
 @app.command()
 def add(
-    sources: Annotated[list[str], typer.Argument(help="Files or http(s) URLs of reports.")],
+    sources: Annotated[
+        list[str], typer.Argument(help="Files or http(s) URLs of reports.", metavar="SOURCE")
+    ],
     dataset: Annotated[
         str, typer.Option("--dataset", "-d", help="Dataset to add them to (created if new).")
     ],
@@ -119,7 +123,8 @@ def add(
 @app.command()
 def pull(
     dataset: Annotated[
-        list[str] | None, typer.Argument(help="Datasets (default: all).", show_default=False)
+        list[str] | None,
+        typer.Argument(help="Datasets (default: all).", show_default=False, metavar="DATASET"),
     ] = None,
     project: ProjectOpt = None,
 ) -> None:
@@ -137,7 +142,10 @@ def pull(
 @app.command()
 def extract(
     file: Annotated[
-        Path, typer.Argument(help="A report: plain text, HTML or PDF, in any supported encoding.")
+        Path,
+        typer.Argument(
+            help="A report: plain text, HTML or PDF, in any supported encoding.", metavar="FILE"
+        ),
     ],
     format: Annotated[
         str, typer.Option("--format", "-f", help="table (for people), jsonl or csv (for programs).")
@@ -166,7 +174,10 @@ def extract(
 @app.command()
 def validate(
     dataset: Annotated[
-        str | None, typer.Argument(help="Dataset (default: every dataset).", show_default=False)
+        str | None,
+        typer.Argument(
+            help="Dataset (default: every dataset).", show_default=False, metavar="DATASET"
+        ),
     ] = None,
     version: Annotated[
         str | None, typer.Option(help="Version to check (default: the latest).")
@@ -202,7 +213,11 @@ def _root(project: Path | None) -> Path:
 def main() -> None:
     """Entry point: user errors become one sentence on stderr and a non-zero exit."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of `raise typer.Exit(n)` instead of
+        # exiting with it (validate's failures would otherwise exit 0).
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from reportdata.layout import Section
 from reportdata.normalize import fold
+from reportdata.numerals import ARABIC_RE, CHINESE_RE, number_value
 from reportdata.quantity import Quantity, scan
 
 _CLAUSE_BREAK = set(",;。!?:\n")
@@ -38,7 +39,6 @@ _CHANGE_WORDS = re.compile(
     r"扩大|缩小|提升|下滑|回升|增幅|降幅)(?:了|约|达到?|为)?$"
 )
 _SHARE_WORDS = re.compile(r"(?:占比|比重|占|比例|覆盖率|率)(?:[^,。;]{0,16})?(?:为|达到?|达)?$")
-_RANK_BEFORE = re.compile(r"第$")
 _ESTIMATE = re.compile(r"初步预计|预计|预估|估计")
 _TARGET = re.compile(r"力争|目标|计划|预期|争取|确保|力求|要|将")
 _FUTURE_AFTER_JIANG = re.compile(
@@ -110,6 +110,39 @@ def _is_threshold(folded: str, q: Quantity) -> bool:
     return bool(before == "过" and noun_follows)
 
 
+_RANK = re.compile(r"第(" + ARABIC_RE + r"|" + CHINESE_RE + r")(名|位)")
+
+
+def _ranks(text: str, folded: str) -> list[Quantity]:
+    """Ranks given with a numeral (第3位, 第三名): figures of their own, 第 included."""
+    out = []
+    for m in _RANK.finditer(folded):
+        value = number_value(m.group(1))
+        if value is None:
+            continue
+        out.append(
+            Quantity(
+                value=value,
+                unit=m.group(2),
+                value_base=value,
+                unit_base=m.group(2),
+                unit_family="other",
+                qualifier="exact",
+                text=text[m.start() : m.end()],
+                start=m.start(),
+                end=m.end(),
+                numeral=m.group(1),
+                chinese=not m.group(1)[0].isdigit(),
+            )
+        )
+    return out
+
+
+def _is_ordinal(folded: str, q: Quantity) -> bool:
+    """第3批, 第一 and list markers are ordinals, not figures."""
+    return folded[max(0, q.start - 1) : q.start] == "第"
+
+
 def _is_article(q: Quantity) -> bool:
     """一 before a classifier is the article 'a', not a count (一批, 一项一项)."""
     return q.chinese and q.numeral in {"一", "壹", "幺"} and q.unit_family in {"count", "people"}
@@ -149,7 +182,7 @@ def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
 
 def _measure(before: str, q: Quantity, after: str) -> str:
     b = fold(before)
-    if _RANK_BEFORE.search(b) and q.unit in {"位", "名"}:
+    if q.text.startswith("第"):
         return "rank"
     if q.unit_family in {"percent", "percentage_point", "ratio"}:
         if _CHANGE_WORDS.search(b) or (q.unit_family == "ratio" and re.search(r"是.{0,12}的$", b)):
@@ -208,8 +241,10 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         if not _inside(quotes, q.start, q.end)
         and not _is_article(q)
         and not _is_threshold(folded, q)
-        and not (folded[q.start - 1 : q.start] == "第" and q.chinese)
+        and not _is_ordinal(folded, q)
     ]
+    found += [r for r in _ranks(text, folded) if not _inside(quotes, r.start, r.end)]
+    found.sort(key=lambda q: q.start)
     out: list[Figure] = []
     prev_end_in_clause = -1
     last_subject = ""

@@ -86,7 +86,8 @@ def require_valid(project: Project, dataset: str, report) -> None:
     if not report.ok:
         folder = project.reports_dir / dataset
         raise ValidationFailed(
-            f"{report.summary().rstrip('.')}; nothing was published. See {folder / 'validation.md'}.",
+            f"{report.summary().rstrip('.')}; nothing was published. "
+            f"See {folder / 'validation.md'}.",
             (str(folder / "validation.json"), str(folder / "validation.md")),
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import dataclass, field
@@ -108,6 +109,8 @@ def _text(value: object, where: str) -> str:
         return ""
     if isinstance(value, (str, int, float)):
         return str(value)
+    if isinstance(value, dt.date):  # YAML reads an unquoted 2021-05-01 as a date
+        return value.isoformat()
     raise ProjectError(f"{where} must be a plain value in {SOURCES_FILE}.")
 
 
@@ -137,9 +140,14 @@ def load(root: Path) -> Project:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise ProjectError(f"{SOURCES_FILE} is not valid YAML{at}.") from exc
+        problem = getattr(exc, "problem", None)
+        raise ProjectError(
+            f"{SOURCES_FILE} is not valid YAML{at}" + (f" ({problem})." if problem else ".")
+        ) from exc
     except UnicodeDecodeError as exc:
         raise ProjectError(f"{SOURCES_FILE} is not UTF-8 text.") from exc
+    except OSError as exc:
+        raise ProjectError(f"{path} cannot be read ({exc.strerror or exc}).") from exc
     if not isinstance(doc, dict):
         raise ProjectError(f"{SOURCES_FILE} must be a mapping with 'datasets' and 'sources'.")
     raw_datasets = doc.get("datasets") or {}
@@ -223,8 +231,10 @@ def add_sources(root: Path, entries: list[dict], dataset: str, dataset_title: st
     path = root / SOURCES_FILE
     original = path.read_text(encoding="utf-8")
     doc = yaml.safe_load(original) or {}
-    doc.setdefault("datasets", {})
-    doc.setdefault("sources", [])
+    if not doc.get("datasets"):  # absent, or written as an empty 'datasets:'
+        doc["datasets"] = {}
+    if not doc.get("sources"):
+        doc["sources"] = []
     if dataset not in doc["datasets"]:
         doc["datasets"][dataset] = {
             "title": dataset_title or dataset,

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reportdata import __version__
+from reportdata import read as _read
 from reportdata.errors import InputError, PullError
 from reportdata.fsutil import atomic_write_bytes, atomic_write_text
 from reportdata.project import Project, Source, safe_relative
-from reportdata.read import MAX_BYTES, read_bytes
+from reportdata.read import read_bytes
 
 USER_AGENT = f"reportdata/{__version__} (open-data pipeline; +https://pypi.org/project/reportdata/)"
 MAX_REDIRECTS = 5
@@ -84,14 +85,16 @@ def _fetch_url(url: str, previous: Snapshot | None) -> tuple[bytes, dict[str, st
         ):
             if resp.status_code >= 400:
                 raise PullError(f"{url} answered HTTP {resp.status_code}.")
+            limit = _read.MAX_BYTES
+            too_big = f"{url} is larger than the {_read.size_limit()} limit."
             declared = resp.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > MAX_BYTES:
-                raise PullError(f"{url} is larger than the {MAX_BYTES // 2**20} MiB limit.")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise PullError(too_big)
             chunks, size = [], 0
             for chunk in resp.iter_bytes():
                 size += len(chunk)
-                if size > MAX_BYTES:
-                    raise PullError(f"{url} is larger than the {MAX_BYTES // 2**20} MiB limit.")
+                if size > limit:
+                    raise PullError(too_big)
                 chunks.append(chunk)
             meta = {
                 "etag": resp.headers.get("etag", ""),
@@ -105,6 +108,8 @@ def _fetch_url(url: str, previous: Snapshot | None) -> tuple[bytes, dict[str, st
         raise PullError(f"{url} did not answer in time.") from exc
     except httpx.HTTPError as exc:
         raise PullError(f"{url} could not be fetched: {exc.__class__.__name__}.") from exc
+    except httpx.InvalidURL as exc:
+        raise PullError(f"{url} is not a valid address ({exc}).") from exc
 
 
 def fetch(project: Project, source: Source) -> tuple[bytes, dict[str, str]]:
@@ -113,8 +118,8 @@ def fetch(project: Project, source: Source) -> tuple[bytes, dict[str, str]]:
         return _fetch_url(source.url, latest_snapshot(project.raw_dir, source.id))
     path = safe_relative(project.root, source.path, f"Source {source.id!r} path")
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise InputError(f"{source.path} is larger than the {MAX_BYTES // 2**20} MiB limit.")
+        if path.stat().st_size > _read.MAX_BYTES:
+            raise InputError(f"{source.path} is larger than the {_read.size_limit()} limit.")
         return path.read_bytes(), {}
     except FileNotFoundError as exc:
         raise PullError(f"Source {source.id!r}: the file {source.path} does not exist.") from exc

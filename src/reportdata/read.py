@@ -54,16 +54,47 @@ class ReadResult:
     encoding: str
 
 
+def size_limit() -> str:
+    """The size limit in words, for error messages."""
+    if MAX_BYTES >= 2**20 and MAX_BYTES % 2**20 == 0:
+        return f"{MAX_BYTES // 2**20} MiB"
+    return f"{MAX_BYTES} bytes"
+
+
+def _media_type(hint: str) -> str:
+    """The media type of a Content-Type header without its parameters, or the hint itself."""
+    return hint.split(";", 1)[0].strip().lower()
+
+
+def charset_of(hint: str) -> str | None:
+    """The charset parameter of a Content-Type header, if the hint is one."""
+    m = re.search(r";\s*charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", hint, re.I)
+    return m.group(1) if m else None
+
+
 def sniff_format(data: bytes, hint: str = "") -> str:
     """'pdf', 'html' or 'text', from the bytes first and the file name or media type second."""
     head = data[:4096].lstrip(b"\xef\xbb\xbf\r\n\t ")
     if head.startswith(b"%PDF"):
         return "pdf"
-    if "pdf" in hint.lower() and b"%PDF" in data[:1024]:
+    kind = _media_type(hint)
+    if "pdf" in kind and b"%PDF" in data[:1024]:
         return "pdf"
-    if _HTML_HINT.search(head[:2048]) or hint.lower().endswith((".html", ".htm", "text/html")):
+    if _HTML_HINT.search(head[:2048]) or kind.endswith(
+        (".html", ".htm", "text/html", "application/xhtml+xml")
+    ):
         return "html"
     return "text"
+
+
+# Labels that servers and page templates often put on pages in another encoding (a GBK page
+# declared as ISO-8859-1 decodes "cleanly" into nonsense): tried only after GB18030 and Big5.
+_WEAK = frozenset({"latin_1", "iso_8859_1", "iso8859_1", "latin1", "cp1252", "windows_1252"})
+
+
+def _codec_name(label: str) -> str:
+    codec = label.strip().lower().replace("-", "_")
+    return {"gb2312": "gb18030", "gbk": "gb18030", "x_gbk": "gb18030"}.get(codec, codec)
 
 
 def _bom(data: bytes) -> tuple[str, str] | None:
@@ -103,9 +134,8 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    if declared:
-        codec = declared.lower().replace("-", "_")
-        codec = {"gb2312": "gb18030", "gbk": "gb18030"}.get(codec, codec)
+    codec = _codec_name(declared) if declared else None
+    if codec and codec not in _WEAK:
         try:
             text = data.decode(codec)
             return text, _CANONICAL.get(codec, codec)
@@ -118,6 +148,12 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
         candidates.append((_cjk_share(text) + _common_share(text), codec, text))
+    if not candidates and codec in _WEAK:
+        # A page labelled Latin-1 that is no Chinese encoding either: take the label.
+        try:
+            return data.decode(codec), _CANONICAL.get(codec, codec)
+        except UnicodeDecodeError:
+            pass
     if not candidates:
         from charset_normalizer import from_bytes
 
@@ -159,11 +195,17 @@ def _common_share(text: str) -> float:
 
 
 def html_text(data: bytes, encoding_hint: str | None = None) -> tuple[str, str]:
-    """Main text of an HTML page (navigation, footers and scripts dropped) and its encoding."""
+    """Main text of an HTML page (navigation, footers and scripts dropped) and its encoding.
+
+    ``encoding_hint`` is the charset the server declared; as in browsers it comes before the
+    page's own ``<meta charset>``.
+    """
     declared = None
     m = _META_CHARSET.search(data[:4096])
     if m:
         declared = m.group(1).decode("ascii", "replace")
+    if encoding_hint and _codec_name(encoding_hint) not in _WEAK:
+        declared = encoding_hint
     markup, encoding = decode(data, declared or encoding_hint)
     import trafilatura
 
@@ -175,9 +217,56 @@ def html_text(data: bytes, encoding_hint: str | None = None) -> tuple[str, str]:
         favor_recall=True,
         deduplicate=False,
     )
-    if not text or not text.strip():
+    text = _trim_boilerplate(text or "", markup)
+    if not text.strip():
         raise InputError("The HTML page has no article text that could be found.")
     return text, encoding
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _boilerplate(markup: str) -> set[str]:
+    """Texts of the page's links, navigation, page header and footer, whitespace removed.
+
+    Links in headings (a linked article title) and the header and footer of an <article>
+    are the article's own and are not counted.
+    """
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        tree = lxml_html.fromstring(markup)
+    except (etree.ParserError, ValueError):
+        return set()
+    boiler: set[str] = set()
+    for el in tree.iter("a", "nav", "header", "footer", "menu", "button", "option"):
+        ancestors = {a.tag for a in el.iterancestors()}
+        if el.tag == "a" and ancestors & {"h1", "h2", "h3"}:
+            continue
+        if el.tag in {"header", "footer"} and "article" in ancestors:
+            continue
+        boiler.add(_squash(el.text_content()))
+        boiler.update(_squash(t) for t in el.itertext())
+    boiler.discard("")
+    return boiler
+
+
+def _trim_boilerplate(text: str, markup: str) -> str:
+    """Drop the runs of link, navigation and footer lines that open or close the text.
+
+    trafilatura keeps a page's menu when the article is short, and returns the menu alone
+    when the page has no article; either way those lines are not the report.
+    """
+    boiler = _boilerplate(markup)
+    lines = text.splitlines()
+    start, end = 0, len(lines)
+    while start < end and (not lines[start].strip() or _squash(lines[start]) in boiler):
+        start += 1
+    while end > start and (not lines[end - 1].strip() or _squash(lines[end - 1]) in boiler):
+        end -= 1
+    return "\n".join(lines[start:end])
 
 
 def pdf_text(data: bytes) -> str:
@@ -205,7 +294,7 @@ def pdf_text(data: bytes) -> str:
 def read_bytes(data: bytes, hint: str = "") -> ReadResult:
     """Turn a raw snapshot into text, recording the format and encoding found."""
     if len(data) > MAX_BYTES:
-        raise InputError(f"The file is larger than the {MAX_BYTES // (1024 * 1024)} MiB limit.")
+        raise InputError(f"The file is larger than the {size_limit()} limit.")
     if not data.strip():
         raise InputError("The file is empty: there is no text to read.")
     fmt = sniff_format(data, hint)
@@ -213,10 +302,13 @@ def read_bytes(data: bytes, hint: str = "") -> ReadResult:
         return ReadResult(pdf_text(data), "pdf", "utf-8")
     if any(data.startswith(m) for m in _BINARY_MAGIC) and not _bom(data):
         raise InputError("The file is binary (an image, archive or program), not a report.")
+    charset = charset_of(hint)
     if fmt == "html":
-        text, encoding = html_text(data)
+        text, encoding = html_text(data, charset)
         return ReadResult(text, "html", encoding)
-    text, encoding = decode(data)
+    text, encoding = decode(data, charset)
+    if not text.strip():
+        raise InputError("The file is empty: there is no text to read.")
     if _cjk_share(text) < 0.02 and len(text) > 200 and "\ufffd" in text:
         raise InputError("The file does not read as text in any supported encoding.")
     return ReadResult(text, "text", encoding)

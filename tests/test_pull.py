@@ -1,0 +1,282 @@
+"""Pulling sources into raw/: immutable content-addressed snapshots and their manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from _helpers import SENTENCES, TRADITIONAL, Route, files_under, http_server
+
+from reportdata import read
+from reportdata.errors import InputError, PullError
+from reportdata.project import load
+from reportdata.pull import latest_snapshot, pull, read_manifest
+
+SOURCES = """\
+datasets:
+  demo:
+    title: 某县报告中的数字
+    licence: CC-BY-4.0
+sources:
+  - id: county
+    dataset: demo
+    path: raw/embedded/county.txt
+  - id: web
+    dataset: demo
+    url: {url}
+"""
+
+
+def project_at(root: Path, url: str = "http://127.0.0.1:9/none"):
+    (root / "raw" / "embedded").mkdir(parents=True, exist_ok=True)
+    (root / "sources.yaml").write_text(SOURCES.format(url=url), encoding="utf-8")
+    return load(root)
+
+
+def source(project, sid: str):
+    return next(s for s in project.sources if s.id == sid)
+
+
+def umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    return project_at(tmp_path)
+
+
+def write_report(project, data: bytes) -> None:
+    (project.root / "raw" / "embedded" / "county.txt").write_bytes(data)
+
+
+# ------------------------------------------------------------------------------ from a path
+
+
+def test_first_pull_stores_the_bytes_and_a_manifest(project) -> None:
+    data = SENTENCES.encode("gbk")
+    write_report(project, data)
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = pull(project, source(project, "county"))
+    sha = hashlib.sha256(data).hexdigest()
+
+    assert result.new
+    stored = project.raw_dir / "county" / f"{sha[:16]}.txt"
+    assert stored.read_bytes() == data
+    assert result.snapshot.path(project.raw_dir) == stored
+
+    manifest = json.loads((project.raw_dir / "county" / "manifest.json").read_text("utf-8"))
+    assert manifest["source"] == "county"
+    [snap] = manifest["snapshots"]
+    assert snap["sha256"] == sha
+    assert snap["bytes"] == len(data)
+    assert snap["encoding"] == "gb18030"
+    assert snap["format"] == "text"
+    assert snap["origin"] == "raw/embedded/county.txt"
+    assert snap["file"] == stored.name
+    pulled_at = datetime.fromisoformat(snap["pulled_at"].replace("Z", "+00:00"))
+    assert before <= pulled_at <= datetime.now(UTC) + timedelta(seconds=1)
+    assert snap["pulled_at"].endswith("Z")
+
+
+def test_snapshots_are_readable_like_any_file_the_user_writes(project) -> None:
+    write_report(project, SENTENCES.encode())
+    snap = pull(project, source(project, "county")).snapshot
+    expected = 0o666 & ~umask()
+    for path in (snap.path(project.raw_dir), project.raw_dir / "county" / "manifest.json"):
+        assert path.stat().st_mode & 0o777 == expected, path
+
+
+def test_unchanged_bytes_write_nothing(project) -> None:
+    write_report(project, SENTENCES.encode())
+    first = pull(project, source(project, "county"))
+    manifest = project.raw_dir / "county" / "manifest.json"
+    stat_before = manifest.stat()
+    files_before = files_under(project.raw_dir / "county")
+
+    again = pull(project, source(project, "county"))
+
+    assert not again.new
+    assert again.snapshot == first.snapshot
+    assert manifest.stat().st_mtime_ns == stat_before.st_mtime_ns
+    assert files_under(project.raw_dir / "county") == files_before
+
+
+def test_changed_bytes_make_a_second_snapshot_and_keep_the_first(project) -> None:
+    old = SENTENCES.encode()
+    write_report(project, old)
+    first = pull(project, source(project, "county")).snapshot
+    first_path = first.path(project.raw_dir)
+    first_mtime = first_path.stat().st_mtime_ns
+
+    new = (SENTENCES + "三、教育\n新建学校3所。\n").encode()
+    write_report(project, new)
+    second = pull(project, source(project, "county"))
+
+    assert second.new
+    assert second.snapshot.sha256 == hashlib.sha256(new).hexdigest()
+    assert second.snapshot.path(project.raw_dir).read_bytes() == new
+    assert first_path.read_bytes() == old
+    assert first_path.stat().st_mtime_ns == first_mtime
+    snaps = read_manifest(project.raw_dir, "county")
+    assert [s.sha256 for s in snaps] == [first.sha256, second.snapshot.sha256]
+    assert latest_snapshot(project.raw_dir, "county") == second.snapshot
+
+
+def test_bytes_that_come_back_make_the_old_snapshot_current_again(project) -> None:
+    a, b = SENTENCES.encode(), TRADITIONAL.encode("big5")
+    write_report(project, a)
+    first = pull(project, source(project, "county")).snapshot
+    write_report(project, b)
+    pull(project, source(project, "county"))
+    write_report(project, a)
+    again = pull(project, source(project, "county"))
+
+    assert again.new
+    assert latest_snapshot(project.raw_dir, "county").sha256 == first.sha256
+    assert first.path(project.raw_dir).read_bytes() == a
+    # one file per distinct content
+    assert len(list((project.raw_dir / "county").glob("*.txt"))) == 2
+
+
+def test_a_missing_file_is_a_pull_error(project) -> None:
+    with pytest.raises(PullError, match="does not exist"):
+        pull(project, source(project, "county"))
+    assert not (project.raw_dir / "county").exists()
+
+
+def test_a_damaged_manifest_is_reported(project) -> None:
+    write_report(project, SENTENCES.encode())
+    pull(project, source(project, "county"))
+    (project.raw_dir / "county" / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(PullError, match="manifest"):
+        pull(project, source(project, "county"))
+
+
+def test_a_binary_file_is_refused_and_nothing_is_written(project) -> None:
+    write_report(project, b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(InputError, match="binary"):
+        pull(project, source(project, "county"))
+    assert not (project.raw_dir / "county").exists()
+
+
+# ------------------------------------------------------------------------------ over HTTP
+
+
+def web_project(tmp_path: Path, url: str):
+    project = project_at(tmp_path, url)
+    return project, source(project, "web")
+
+
+def test_pull_over_http_records_the_response_headers(tmp_path: Path) -> None:
+    body = SENTENCES.encode("gbk")
+    headers = {
+        "Content-Type": "text/plain; charset=gbk",
+        "ETag": '"v1-abc"',
+        "Last-Modified": "Wed, 01 Mar 2023 08:00:00 GMT",
+    }
+    with http_server({"/report.txt": Route(200, body, headers)}) as server:
+        project, web = web_project(tmp_path, server.url("/report.txt"))
+        result = pull(project, web)
+        again = pull(project, web)
+
+    assert result.new and not again.new
+    assert server.hits == ["/report.txt", "/report.txt"]
+    snap = result.snapshot
+    assert snap.path(project.raw_dir).read_bytes() == body
+    [recorded] = json.loads((project.raw_dir / "web" / "manifest.json").read_text("utf-8"))[
+        "snapshots"
+    ]
+    assert recorded["etag"] == '"v1-abc"'
+    assert recorded["last_modified"] == "Wed, 01 Mar 2023 08:00:00 GMT"
+    assert recorded["content_type"] == "text/plain; charset=gbk"
+    assert recorded["origin"] == server.url("/report.txt")
+    assert recorded["encoding"] == "gb18030"
+    assert recorded["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_an_html_page_is_stored_as_html(tmp_path: Path) -> None:
+    body = (
+        '<html><head><meta charset="utf-8"></head><body><div>'
+        f"<p>{SENTENCES.splitlines()[1]}</p><p>{SENTENCES.splitlines()[3]}</p>"
+        "</div></body></html>"
+    ).encode()
+    route = Route(200, body, {"Content-Type": "text/html; charset=utf-8"})
+    with http_server({"/news/1": route}) as server:
+        project, web = web_project(tmp_path, server.url("/news/1"))
+        snap = pull(project, web).snapshot
+    assert snap.format == "html"
+    assert snap.file.endswith(".html")
+    assert snap.path(project.raw_dir).read_bytes() == body
+
+
+def test_a_redirect_is_followed(tmp_path: Path) -> None:
+    body = SENTENCES.encode()
+    routes = {
+        "/old": Route(301, b"", {"Location": "/new"}),
+        "/new": Route(200, body, {"Content-Type": "text/plain"}),
+    }
+    with http_server(routes) as server:
+        project, web = web_project(tmp_path, server.url("/old"))
+        snap = pull(project, web).snapshot
+    assert snap.path(project.raw_dir).read_bytes() == body
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_http_errors_are_pull_errors(tmp_path: Path, status: int) -> None:
+    with http_server({"/r": Route(status, b"oops")}) as server:
+        project, web = web_project(tmp_path, server.url("/r"))
+        with pytest.raises(PullError, match=f"HTTP {status}"):
+            pull(project, web)
+    assert not (project.raw_dir / "web").exists()
+
+
+def test_a_redirect_loop_is_a_pull_error(tmp_path: Path) -> None:
+    routes = {
+        "/a": Route(302, b"", {"Location": "/b"}),
+        "/b": Route(302, b"", {"Location": "/a"}),
+    }
+    with http_server(routes) as server:
+        project, web = web_project(tmp_path, server.url("/a"))
+        with pytest.raises(PullError, match="redirects"):
+            pull(project, web)
+        assert len(server.hits) > 2
+    assert not (project.raw_dir / "web").exists()
+
+
+def test_an_unreachable_server_is_a_pull_error(tmp_path: Path) -> None:
+    with http_server({}) as server:
+        url = server.url("/gone")
+    project, web = web_project(tmp_path, url)  # the server has stopped: connection refused
+    with pytest.raises(PullError, match="could not be fetched"):
+        pull(project, web)
+
+
+@pytest.mark.parametrize("send_length", [True, False], ids=["content-length", "streamed"])
+def test_a_response_over_the_limit_is_refused_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, send_length: bool
+) -> None:
+    body = SENTENCES.encode() * 50
+    monkeypatch.setattr(read, "MAX_BYTES", len(body) // 2)
+    route = Route(200, body, {"Content-Type": "text/plain"}, send_length=send_length)
+    with http_server({"/big": route}) as server:
+        project, web = web_project(tmp_path, server.url("/big"))
+        with pytest.raises(PullError, match="larger than"):
+            pull(project, web)
+    assert not (project.raw_dir / "web").exists()
+
+
+def test_a_binary_body_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    body = bytes([0x80, 0xFF, 0x41, 0xFE, 0x7F, 0x81, 0x20, 0xFF]) * 64
+    route = Route(200, body, {"Content-Type": "application/octet-stream"})
+    with http_server({"/blob": route}) as server:
+        project, web = web_project(tmp_path, server.url("/blob"))
+        with pytest.raises(InputError):
+            pull(project, web)
+    assert files_under(project.raw_dir) == {}
