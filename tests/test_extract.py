@@ -162,3 +162,26 @@ def test_offsets_point_into_the_repaired_text():
     for f in figures(st.text, st.sections, 2023):
         assert st.text[f.quantity.start : f.quantity.end] == f.quantity.text
         assert math.isfinite(f.quantity.value_base)
+
+
+def test_traditional_text_reads_like_simplified():
+    found = by_text(rows("全縣實現財政收入12.5億元、增長6.2%,預計明年突破15億元。"))
+    assert found["12.5億元"]["value_base"] == 1250000000
+    assert found["6.2%"]["measure"] == "change"
+    assert found["6.2%"]["subject"] == "財政收入增長"
+    assert found["突破15億元"]["status"] == "estimate"
+    assert found["突破15億元"]["qualifier"] == "over"
+
+
+def test_a_lead_in_before_a_colon_governs_the_list():
+    text = "会议提出今年的主要目标:粮食产量稳定在60万吨,城镇新增就业8000人。"
+    found = by_text(rows(text))
+    assert found["60万吨"]["status"] == "target"
+    assert found["8000人"]["status"] == "target"
+
+
+def test_a_rate_is_a_level_unless_it_is_a_share_or_a_change():
+    found = by_text(rows("登记失业率控制在3.5%以内,税收占一般公共预算收入的78%。"))
+    assert found["3.5%以内"]["measure"] == "level"
+    assert found["3.5%以内"]["qualifier"] == "under"
+    assert found["78%"]["measure"] == "share"

@@ -38,9 +38,11 @@ _CHANGE_WORDS = re.compile(
     r"(?:同比|比上年|比去年|较上年|较去年|年均)?(?:增长|下降|提高|降低|减少|增加|上升|回落|增速为?|"
     r"扩大|缩小|提升|下滑|回升|增幅|降幅)(?:了|约|达到?|为)?$"
 )
-_SHARE_WORDS = re.compile(r"(?:占比|比重|占|比例|覆盖率|率)(?:[^,。;]{0,16})?(?:为|达到?|达)?$")
+_SHARE_WORDS = re.compile(
+    r"(?:(?:占比|比重|占|比例)[^,。;]{0,16}(?:为|达到?|达)?|完成[^,。;]{0,12}的)$"
+)
 _ESTIMATE = re.compile(r"初步预计|预计|预估|估计")
-_TARGET = re.compile(r"力争|目标|计划|预期|争取|确保|力求|要|将")
+_TARGET = re.compile(r"力争|目标|计划|预期|争取|确保|力求|(?<![主重需只必])要(?![求素点闻害])|将")
 _FUTURE_AFTER_JIANG = re.compile(
     r"将(?:进一步|继续|持续|全力|加快|大力|努力|重点|着力|不断|积极|深入|扎实|力争|实现|达到|建成|完成|"
     r"新增|新建|打造|推进|推动|开展|建设|形成|提升|达|突破|超过|新开工|投入|安排|争取|确保|启动|实施|"
@@ -148,15 +150,26 @@ def _is_article(q: Quantity) -> bool:
     return q.chinese and q.numeral in {"一", "壹", "幺"} and q.unit_family in {"count", "people"}
 
 
+_EDGE = " 、,:,:　"
+
+
 def _clean_subject(s: str) -> str:
-    s = s.strip(" 、,:")
+    """Drop the words that only frame a figure (time, scope, adverbs, linking verbs).
+
+    Matching runs on the folded text; the original characters are kept.
+    """
+    s = s.strip(_EDGE)
     for _ in range(4):
         before = s
-        s = _LEAD_STRIP.sub("", s).strip(" 、,:")
-        s = _TAIL_STRIP.sub("", s).strip(" 、,:")
+        m = _LEAD_STRIP.match(fold(s))
+        if m and m.end():
+            s = s[m.end() :].strip(_EDGE)
+        m = _TAIL_STRIP.search(fold(s))
+        if m and m.start() < len(s):
+            s = s[: m.start()].strip(_EDGE)
         if s == before:
             break
-    if _LIGHT_VERB.match(s) and len(s) - 2 >= 3:
+    if _LIGHT_VERB.match(fold(s)) and len(s) - 2 >= 3:
         s = s[2:]
     return s
 
@@ -194,12 +207,25 @@ def _measure(before: str, q: Quantity, after: str) -> str:
     return "level"
 
 
-def _status(clause_before: str, sentence_before: str, section: Section | None) -> str:
-    c = fold(clause_before)
-    if _ESTIMATE.search(c):
+def _status_words(text: str) -> str:
+    if _ESTIMATE.search(text):
         return "estimate"
-    if _TARGET.search(c.replace("将", "")) or _FUTURE_AFTER_JIANG.search(c):
+    if _TARGET.search(text.replace("将", "")) or _FUTURE_AFTER_JIANG.search(text):
         return "target"
+    return ""
+
+
+def _status(clause_before: str, sentence_before: str, section: Section | None) -> str:
+    """estimate or target from the words of the figure's clause, or of the lead-in that opens
+    the list it stands in (主要预期目标:…); target in a plan section; else actual."""
+    found = _status_words(fold(clause_before))
+    if found:
+        return found
+    lead = fold(sentence_before)
+    if ":" in lead:
+        found = _status_words(lead[: lead.rfind(":")])
+        if found:
+            return found
     if section is not None and section.plan and not _YEAR.search(fold(sentence_before)):
         return "target"
     return "actual"

@@ -1,20 +1,50 @@
-"""Width folding for matching: one character in, one character out, so offsets never move."""
+"""Folding for matching: one character in, one character out, so offsets never move.
+
+:func:`fold` maps full-width digits, letters and punctuation to ASCII and traditional
+characters to simplified ones (from OpenCC's character table), so that one grammar reads
+simplified and traditional reports alike. Rows always quote the original text.
+"""
 
 from __future__ import annotations
 
-_TABLE = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
-_TABLE.update(
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
+_WIDTH.update(
     {
         0x3000: 0x20,  # ideographic space
         0x00A0: 0x20,  # no-break space
         0xFF61: ord("。"),
         0x2212: ord("-"),  # minus sign
-        0x2014: ord("—"),
         0x00B7: ord("·"),
     }
 )
 
 
+def _traditional_to_simplified() -> dict[int, int]:
+    """One-character entries of OpenCC's TSCharacters table (first candidate of each)."""
+    spec = importlib.util.find_spec("opencc")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations))) / "dictionary" / "TSCharacters.txt"
+    table: dict[int, int] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        trad, _, simp = line.partition("\t")
+        candidates = simp.split()
+        if len(trad) == 1 and candidates and len(candidates[0]) == 1:
+            table[ord(trad)] = ord(candidates[0])
+    return table
+
+
+@cache
+def _table() -> dict[int, int]:
+    table = _traditional_to_simplified()
+    table.update(_WIDTH)
+    return table
+
+
 def fold(text: str) -> str:
-    """Full-width digits, letters and punctuation to ASCII; same length as ``text``."""
-    return text.translate(_TABLE)
+    """Full-width forms to ASCII and traditional to simplified; same length as ``text``."""
+    return text.translate(_table())
