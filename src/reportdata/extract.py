@@ -21,13 +21,13 @@ _QUOTES = {"“": "”", '"': '"', "《": "》", "「": "」", "『": "』", "�
 
 # Words that only frame the figure: time, scope, adverbs, linking verbs.
 _LEAD_STRIP = re.compile(
-    r"^(?:[、,与和及并且其中同时另外此外]+"
+    r"^(?:[、,]+|其中|同时|另外|此外|并且|并|与|和|及"
     r"|截至(?:目前|当前|\d{4}年)?(?:\d{1,2}月(?:底|末|份)?)?(?:底|末)?"
     r"|截止(?:目前|\d{4}年)?(?:\d{1,2}月(?:底|末)?)?|目前|当前|现有|今年(?:以来)?|去年|全年|年内|一年来|近年来"
     r"|\d{4}年(?:\d{1,2}月(?:底|末)?)?(?:以来|底|末)?|上半年|下半年|前三季度|[一二三四]季度"
     r"|全[区市县省镇乡国州盟旗]|我[区市县省镇]|辖区内?"
     r"|累计|共计|合计|总计|共|已经|已|先后|陆续|首次|全力|大力|成功|新近|进一步"
-    r"|预计|初步预计|预估|力争|计划|争取|将|要|确保|力求)"
+    r"|预计|初步预计|预估|力争|计划|争取(?=实现|达到|完成|突破)|将|要|确保|力求)"
 )
 _TAIL_STRIP = re.compile(
     r"(?:分别为|分别达到?|分别|预计达到|预计为|预计|达到了|达到|达|为|是|约为|约|共计|共|计|有|"
@@ -42,7 +42,10 @@ _SHARE_WORDS = re.compile(
     r"(?:(?:占比|比重|占|比例)[^,。;]{0,16}(?:为|达到?|达)?|完成[^,。;]{0,12}的)$"
 )
 _ESTIMATE = re.compile(r"初步预计|预计|预估|估计")
-_TARGET = re.compile(r"力争|目标|计划|预期|争取|确保|力求|(?<![主重需只必])要(?![求素点闻害])|将")
+_TARGET = re.compile(
+    r"力争|目标(?=[是为:,]|任务)|[预主]\w{0,2}目标|(?<![年度的])计划|预期|争取(?=实现|达到|完成|突破)"
+    r"|确保|力求|(?<![主重需只必])要(?![求素点闻害])|将"
+)
 _FUTURE_AFTER_JIANG = re.compile(
     r"将(?:进一步|继续|持续|全力|加快|大力|努力|重点|着力|不断|积极|深入|扎实|力争|实现|达到|建成|完成|"
     r"新增|新建|打造|推进|推动|开展|建设|形成|提升|达|突破|超过|新开工|投入|安排|争取|确保|启动|实施|"
@@ -138,6 +141,11 @@ def _ranks(text: str, folded: str) -> list[Quantity]:
             )
         )
     return out
+
+
+def _is_anniversary(folded: str, q: Quantity) -> bool:
+    """建党100周年, 建区30年: an anniversary names an occasion, it measures nothing."""
+    return q.unit == "周" and folded[q.end : q.end + 1] == "年"
 
 
 def _is_ordinal(folded: str, q: Quantity) -> bool:
@@ -268,6 +276,7 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         and not _is_article(q)
         and not _is_threshold(folded, q)
         and not _is_ordinal(folded, q)
+        and not _is_anniversary(folded, q)
     ]
     found += [r for r in _ranks(text, folded) if not _inside(quotes, r.start, r.end)]
     found.sort(key=lambda q: q.start)
@@ -285,6 +294,9 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         after = _after_subject(folded, text, q, next_start)
         subject = after or _clean_subject(before)
         measure = _measure(before, q, after)
+        if not subject and out and c_start == prev_end_in_clause:
+            # A list after one predicate (分别增长4.8%、7.2%): the same subject and measure.
+            subject, measure = out[-1].subject, out[-1].measure
         if (
             measure == "change"
             and _CHANGE_WORDS.fullmatch(fold(subject) or "增长")
@@ -293,6 +305,7 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
             subject = last_subject + subject
         if not subject:
             subject = _clean_subject(text[s_start : q.start]) or last_subject
+        subject = re.sub(r"分别(?=[^,。;]{0,2}$)|分别(?=增长|下降|提高|达到|为)", "", subject)
         section = _section_at(sections, q.start)
         status = _status(text[c_start : q.start], text[s_start : q.start], section)
         if status == "actual" and out and out[-1].status != "actual":
