@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from reportdata.noise import clean
 from reportdata.normalize import fold
 
 # Characters that may end a complete paragraph.
@@ -78,10 +79,25 @@ def _first_clause(line: str) -> str:
     return re.split(r"[,。;!?:,]", fold(line), maxsplit=1)[0]
 
 
+class Line(str):
+    """A line of the text; ``gap`` is True when a blank line stood before it (a column or
+    paragraph break, not a hard wrap)."""
+
+    gap: bool = False
+
+    @classmethod
+    def of(cls, text: str, gap: bool) -> Line:
+        line = cls(text)
+        line.gap = gap
+        return line
+
+
 def _join(a: str, b: str) -> str:
-    """Join two halves of a broken paragraph; a character repeated across the break is one."""
+    """Join two halves of a broken paragraph. Across a column break (a blank line between
+    them) a character printed on both sides is one; a hard wrap repeats nothing."""
+    gap = getattr(b, "gap", True)
     a, b = a.rstrip(), b.lstrip()
-    if a and b and a[-1] == b[0] and "\u4e00" <= a[-1] <= "\u9fff":
+    if gap and a and b and a[-1] == b[0] and "\u4e00" <= a[-1] <= "\u9fff":
         return a + b[1:]
     return a + b
 
@@ -162,8 +178,15 @@ def _repair(paragraphs: list[str]) -> tuple[list[str], dict[int, list[str]]]:
 
 def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
     """Repair the layout of a report's text and split it into sections."""
-    lines = [ln.strip() for ln in raw_text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    lines = [ln for ln in lines if ln]
+    raw_lines = clean(raw_text.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+    lines: list[str] = []
+    gap = True
+    for ln in raw_lines:
+        if ln.strip():
+            lines.append(Line.of(ln.strip(), gap))
+            gap = False
+        else:
+            gap = True
     body_start, title, subtitle, reporters, credit = (
         _front_matter(lines) if front_matter else (0, "", "", [], "")
     )

@@ -1,0 +1,61 @@
+"""Scraping noise that copies of reports pick up on mirror sites, removed by general rules.
+
+- HTML entities left in the text, also when a line break split one (``&rdq`` / ``uo;``);
+- a short ASCII token a site injects after many lines or sentences (a watermark);
+- pinyin readings injected after characters: 區(qū).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import Counter
+
+_SPLIT_ENTITY = re.compile(r"&([a-zA-Z]{1,10})\n([a-zA-Z]{0,10};)")
+_ENTITY = re.compile(r"&(?:[a-zA-Z]{2,10}|#\d{2,6}|#x[0-9a-fA-F]{2,5});")
+_TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ"
+_PINYIN = re.compile(r"(?<=[\u4e00-\u9fff])[(（]([a-zü" + _TONED + r"]{1,7})[)）]")
+# A token glued to the end of a line (or of a sentence) right after Chinese text.
+_TOKEN_AT_END = re.compile(
+    r"(?<=[\u4e00-\u9fff。,;:!?、”’）)》】,.;:!?])([A-Za-z0-9]{2,6})(?=\s*(?:\n|$))"
+)
+
+
+def _entities(text: str) -> str:
+    text = _SPLIT_ENTITY.sub(
+        lambda m: (
+            "&" + m.group(1) + m.group(2)
+            if _ENTITY.fullmatch("&" + m.group(1) + m.group(2))
+            else m.group(0)
+        ),
+        text,
+    )
+    return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
+
+
+def _watermarks(text: str) -> set[str]:
+    """Tokens that end at least three lines and are mixed letters (not a word or a number)."""
+    counts = Counter(m.group(1) for m in _TOKEN_AT_END.finditer(text))
+    marks = set()
+    for token, n in counts.items():
+        mixed = bool(re.search(r"[A-Za-z]", token)) and bool(
+            re.search(r"\d", token) or (re.search(r"[a-z]", token) and re.search(r"[A-Z]", token))
+        )
+        if n >= 3 and mixed:
+            marks.add(token)
+    return marks
+
+
+def clean(text: str) -> str:
+    """Text with scraping noise removed; prose without noise comes back unchanged."""
+    text = _entities(text)
+    text = _PINYIN.sub(lambda m: "" if any(c in _TONED for c in m.group(1)) else m.group(0), text)
+    marks = _watermarks(text)
+    if marks:
+        alternation = "|".join(re.escape(t) for t in sorted(marks, key=len, reverse=True))
+        text = re.sub(
+            r"(?<![A-Za-z0-9])(?:" + alternation + r")(?![A-Za-z0-9])",
+            "",
+            text,
+        )
+    return text
