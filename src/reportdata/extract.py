@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from reportdata.figure import Figure
 from reportdata.layout import Section
 from reportdata.normalize import fold
 from reportdata.numerals import ARABIC_RE, CHINESE_RE, number_value
 from reportdata.quantity import Quantity, scan
+from reportdata.tabular import figures as table_figures
+from reportdata.tabular import row_spans
 
 _CLAUSE_BREAK = set(",;。!?:\n")
 _SENTENCE_BREAK = set("。!?;\n")
@@ -61,19 +63,6 @@ _AS_OF = re.compile(
     r"截[至止](?:(?P<year>(?:19|20)\d{2})年)?(?P<month>\d{1,2})月(?:底|末|份|\d{1,2}日)?"
 )
 _YEAR_RANGE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*[-—~至到]\s*((?:19|20)\d{2})年")
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One extracted figure, with every column of the extraction guide and its position."""
-
-    subject: str
-    quantity: Quantity
-    status: str
-    measure: str
-    period: str
-    sentence: str
-    sentence_start: int
 
 
 def _quote_spans(text: str) -> list[tuple[int, int]]:
@@ -269,10 +258,12 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
     """Every figure the repaired ``text`` states, in reading order."""
     folded = fold(text)
     quotes = _quote_spans(folded)
+    rows = row_spans(text)
     found = [
         q
         for q in scan(text)
         if not _inside(quotes, q.start, q.end)
+        and not any(a <= q.start < b for a, b in rows)
         and not _is_article(q)
         and not _is_threshold(folded, q)
         and not _is_ordinal(folded, q)
@@ -318,6 +309,8 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         prev_end_in_clause = q.end if q.end < c_end else -1
         if measure == "level":
             last_subject = subject
+    out.extend(table_figures(text, report_year))
+    out.sort(key=lambda f: f.quantity.start)
     return out
 
 

@@ -61,8 +61,14 @@ class Structure:
     credit_line: str = ""
 
 
+def _is_table_row(line: str) -> bool:
+    return fold(line).count("|") >= 2
+
+
 def _is_heading(line: str) -> bool:
     s = fold(line).strip()
+    if _is_table_row(s):
+        return False
     body = _LIST_MARKER.sub("", s)
     if not body or len(s) > MAX_HEADING or _BYLINE.match(s) or _PHOTO.search(s):
         return False
@@ -72,7 +78,8 @@ def _is_heading(line: str) -> bool:
 
 
 def _complete(line: str) -> bool:
-    return fold(line).rstrip()[-1:] in _TERMINAL
+    """Ends a paragraph: terminal punctuation, or a table row (rows are never joined)."""
+    return fold(line).rstrip()[-1:] in _TERMINAL or _is_table_row(line)
 
 
 def _first_clause(line: str) -> str:
@@ -151,6 +158,8 @@ def _repair(paragraphs: list[str]) -> tuple[list[str], dict[int, list[str]]]:
         i += 1
         while not _is_heading(cur) and not _complete(cur) and i < n:
             nxt = paragraphs[i]
+            if _is_table_row(nxt):
+                break
             if not _is_heading(nxt):
                 cur = _join(cur, nxt)
                 i += 1

@@ -269,6 +269,31 @@ def _trim_boilerplate(text: str, markup: str) -> str:
     return "\n".join(lines[start:end])
 
 
+def _pdf_page_text(page) -> str:
+    """A page's text with its ruled tables rendered as ``| cell | cell |`` rows after it."""
+    tables = page.find_tables()
+    if not tables:
+        return page.extract_text() or ""
+    boxes = [t.bbox for t in tables]
+
+    def outside(obj: dict) -> bool:
+        x, top = (
+            (obj.get("x0", 0) + obj.get("x1", 0)) / 2,
+            (obj.get("top", 0) + obj.get("bottom", 0)) / 2,
+        )
+        return not any(b[0] <= x <= b[2] and b[1] <= top <= b[3] for b in boxes)
+
+    prose = page.filter(outside).extract_text() or ""
+    rows = []
+    for table in tables:
+        for row in table.extract():
+            cells = [" ".join((c or "").split()) for c in row]
+            if any(cells):
+                rows.append("| " + " | ".join(cells) + " |")
+        rows.append("")
+    return prose + "\n\n" + "\n".join(rows)
+
+
 def pdf_text(data: bytes) -> str:
     """The text layer of a PDF, page by page."""
     import pdfplumber
@@ -276,7 +301,7 @@ def pdf_text(data: bytes) -> str:
 
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
-            pages = [page.extract_text() or "" for page in pdf.pages]
+            pages = [_pdf_page_text(page) for page in pdf.pages]
     except (PDFSyntaxError, ValueError, KeyError, TypeError) as exc:
         raise InputError(
             f"The PDF could not be read; it may be truncated or damaged ({exc})."
