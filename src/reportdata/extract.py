@@ -7,6 +7,7 @@ that measures something; names in quotes, thresholds, dates and list markers are
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 
 from reportdata.figure import Figure
@@ -17,13 +18,13 @@ from reportdata.quantity import Quantity, scan
 from reportdata.tabular import figures as table_figures
 from reportdata.tabular import row_spans
 
-_CLAUSE_BREAK = set(",;。!?:\n")
-_SENTENCE_BREAK = set("。!?;\n")
+_CLAUSE_BREAK = ",;。!?:\n"
+_SENTENCE_BREAK = "。!?;\n"
 _QUOTES = {"“": "”", '"': '"', "《": "》", "「": "」", "『": "』", "‘": "’"}
 
 # Words that only frame the figure: time, scope, adverbs, linking verbs.
 _LEAD_STRIP = re.compile(
-    r"^(?:[、,]+|其中|同时|另外|此外|并且|并|与|和|及"
+    r"(?:[、,]+|其中|同时|另外|此外|并且|并|与|和|及"
     r"|截至(?:目前|当前|\d{4}年)?(?:\d{1,2}月(?:底|末|份)?)?(?:底|末)?"
     r"|截止(?:目前|\d{4}年)?(?:\d{1,2}月(?:底|末)?)?|目前|当前|现有|今年(?:以来)?|去年|全年|年内|一年来|近年来"
     r"|\d{4}年(?:\d{1,2}月(?:底|末)?)?(?:以来|底|末)?|上半年|下半年|前三季度|[一二三四]季度"
@@ -35,7 +36,7 @@ _TAIL_STRIP = re.compile(
     r"(?:分别为|分别达到?|分别|预计达到|预计为|预计|达到了|达到|达|为|是|约为|约|共计|共|计|有|"
     r"超过|超|突破|逾|近|将近|接近|不足|不到|累计|总计|合计|总数为|了|已|将|力争|实现了|完成了)$"
 )
-_LIGHT_VERB = re.compile(r"^(?:实现|完成|达到|取得|拥有)")
+_LIGHT_VERB = re.compile(r"实现|完成|达到|取得|拥有")
 _CHANGE_WORDS = re.compile(
     r"(?:同比|比上年|比去年|较上年|较去年|年均)?(?:增长|下降|提高|降低|减少|增加|上升|回落|增速为?|"
     r"扩大|缩小|提升|下滑|回升|增幅|降幅)(?:了|约|达到?|为)?$"
@@ -65,11 +66,15 @@ _AS_OF = re.compile(
 _YEAR_RANGE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*[-—~至到]\s*((?:19|20)\d{2})年")
 
 
+_QUOTE_CHARS = re.compile("[" + re.escape("".join(_QUOTES) + "".join(_QUOTES.values())) + "\n]")
+
+
 def _quote_spans(text: str) -> list[tuple[int, int]]:
     """Spans inside quotation marks and book-title marks, which hold names, not figures."""
     spans = []
     stack: list[tuple[str, int]] = []
-    for i, ch in enumerate(text):
+    for m in _QUOTE_CHARS.finditer(text):
+        ch, i = m.group(), m.start()
         if stack and ch == _QUOTES[stack[-1][0]]:
             _opener, start = stack.pop()
             spans.append((start, i + 1))
@@ -84,14 +89,18 @@ def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(a < start and end <= b for a, b in spans)
 
 
-def _bounds(text: str, pos: int, breaks: set[str]) -> tuple[int, int]:
-    start = pos
-    while start > 0 and text[start - 1] not in breaks:
-        start -= 1
-    end = pos
-    while end < len(text) and text[end] not in breaks:
-        end += 1
-    return start, end
+class _Breaks:
+    """Positions of break characters, for finding the clause or sentence around a position."""
+
+    def __init__(self, folded: str, chars: str) -> None:
+        self.at = [m.start() for m in re.finditer("[" + re.escape(chars) + "]", folded)]
+        self.size = len(folded)
+
+    def bounds(self, pos: int) -> tuple[int, int]:
+        i = bisect_left(self.at, pos)
+        start = self.at[i - 1] + 1 if i > 0 else 0
+        end = self.at[i] if i < len(self.at) else self.size
+        return start, end
 
 
 def _is_threshold(folded: str, q: Quantity) -> bool:
@@ -150,48 +159,65 @@ def _is_article(q: Quantity) -> bool:
 _EDGE = " 、,:,:　"
 
 
-def _clean_subject(s: str) -> str:
+def _clean_subject(s: str, fs: str | None = None) -> str:
     """Drop the words that only frame a figure (time, scope, adverbs, linking verbs).
 
-    Matching runs on the folded text; the original characters are kept.
+    Matching runs on ``fs``, the folded twin of ``s`` (same length); the original is kept.
     """
-    s = s.strip(_EDGE)
+    if fs is None:
+        fs = fold(s)
+    a, b = 0, len(s)
+
+    def trim() -> None:
+        nonlocal a, b
+        while a < b and fs[a] in _EDGE:
+            a += 1
+        while b > a and fs[b - 1] in _EDGE:
+            b -= 1
+
+    trim()
     for _ in range(4):
-        before = s
-        m = _LEAD_STRIP.match(fold(s))
-        if m and m.end():
-            s = s[m.end() :].strip(_EDGE)
-        m = _TAIL_STRIP.search(fold(s))
-        if m and m.start() < len(s):
-            s = s[: m.start()].strip(_EDGE)
-        if s == before:
+        before = (a, b)
+        m = _LEAD_STRIP.match(fs, a, b)
+        if m and m.end() > a:
+            a = m.end()
+            trim()
+        m = _TAIL_STRIP.search(fs, a, b)
+        if m and m.start() < b:
+            b = m.start()
+            trim()
+        if (a, b) == before:
             break
-    if _LIGHT_VERB.match(fold(s)) and len(s) - 2 >= 3:
-        s = s[2:]
-    return s
+    if _LIGHT_VERB.match(fs, a, b) and b - a - 2 >= 3:
+        a += 2
+    return s[a:b]
+
+
+_AFTER_END = re.compile(r"[,;。!?:\n、(]")
+_NOT_A_NOUN = re.compile(r"以上|以下|左右|多|余|之|比|同比|增长|下降")
 
 
 def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
-    end = q.end
     limit = min(next_start, len(text))
-    while end < limit and folded[end] not in _CLAUSE_BREAK and folded[end] not in "、(":
-        end += 1
-    phrase = text[q.end : end]
-    m = _VERB_STOP.search(phrase, 1)
-    if m:
-        phrase = phrase[: m.start()]
-    phrase = phrase.strip()
-    if not phrase or not ("\u4e00" <= fold(phrase)[0] <= "\u9fff") or phrase[0] in "的了":
+    m = _AFTER_END.search(folded, q.end, limit)
+    end = m.start() if m else limit
+    stop = _VERB_STOP.search(folded, q.end + 1, end)
+    if stop:
+        end = stop.start()
+    start = q.end
+    while start < end and folded[start].isspace():
+        start += 1
+    while end > start and folded[end - 1].isspace():
+        end -= 1
+    if start == end or not ("\u4e00" <= folded[start] <= "\u9fff") or folded[start] in "的了":
         return ""
-    if _VERB_STOP.match(phrase) or re.match(
-        r"^(?:以上|以下|左右|多|余|之|比|同比|增长|下降)", phrase
-    ):
+    if _VERB_STOP.match(folded, start, end) or _NOT_A_NOUN.match(folded, start, end):
         return ""
-    return phrase
+    return text[start:end]
 
 
-def _measure(before: str, q: Quantity, after: str) -> str:
-    b = fold(before)
+def _measure(b: str, q: Quantity) -> str:
+    """level, change, share or rank, from the folded text before the figure."""
     if q.text.startswith("第"):
         return "rank"
     if q.unit_family in {"percent", "percentage_point", "ratio"}:
@@ -213,23 +239,23 @@ def _status_words(text: str) -> str:
 
 
 def _status(clause_before: str, sentence_before: str, section: Section | None) -> str:
-    """estimate or target from the words of the figure's clause, or of the lead-in that opens
-    the list it stands in (主要预期目标:…); target in a plan section; else actual."""
-    found = _status_words(fold(clause_before))
+    """estimate or target from the (folded) words of the figure's clause, or of the lead-in
+    that opens the list it stands in (主要预期目标:…); target in a plan section; else actual."""
+    found = _status_words(clause_before)
     if found:
         return found
-    lead = fold(sentence_before)
+    lead = sentence_before
     if ":" in lead:
         found = _status_words(lead[: lead.rfind(":")])
         if found:
             return found
-    if section is not None and section.plan and not _YEAR.search(fold(sentence_before)):
+    if section is not None and section.plan and not _YEAR.search(sentence_before):
         return "target"
     return "actual"
 
 
-def _period(paragraph_before: str, status: str, report_year: int | None) -> str:
-    p = fold(paragraph_before)
+def _period(p: str, status: str, report_year: int | None) -> str:
+    """The figure's period from the folded paragraph text before it."""
     sentence = re.split(r"[。!?;]", p)[-1]
     as_of = list(_AS_OF.finditer(sentence))
     if as_of:
@@ -274,17 +300,20 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
     out: list[Figure] = []
     prev_end_in_clause = -1
     last_subject = ""
+    clauses = _Breaks(folded, _CLAUSE_BREAK)
+    sentences = _Breaks(folded, _SENTENCE_BREAK)
+    paragraphs = _Breaks(folded, "\n")
     for k, q in enumerate(found):
-        c_start, c_end = _bounds(folded, q.start, _CLAUSE_BREAK)
-        s_start, s_end = _bounds(folded, q.start, _SENTENCE_BREAK)
-        p_start, _ = _bounds(folded, q.start, {"\n"})
+        c_start, c_end = clauses.bounds(q.start)
+        s_start, s_end = sentences.bounds(q.start)
+        p_start, _ = paragraphs.bounds(q.start)
         if prev_end_in_clause > c_start:
             c_start = prev_end_in_clause
         next_start = found[k + 1].start if k + 1 < len(found) else len(text)
-        before = text[c_start : q.start]
+        before = folded[c_start : q.start]
         after = _after_subject(folded, text, q, next_start)
-        subject = after or _clean_subject(before)
-        measure = _measure(before, q, after)
+        subject = after or _clean_subject(text[c_start : q.start], before)
+        measure = _measure(before, q)
         if not subject and out and c_start == prev_end_in_clause:
             # A list after one predicate (分别增长4.8%、7.2%): the same subject and measure.
             subject, measure = out[-1].subject, out[-1].measure
@@ -295,16 +324,18 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         ):
             subject = last_subject + subject
         if not subject:
-            subject = _clean_subject(text[s_start : q.start]) or last_subject
+            subject = (
+                _clean_subject(text[s_start : q.start], folded[s_start : q.start]) or last_subject
+            )
         subject = re.sub(r"分别(?=[^,。;]{0,2}$)|分别(?=增长|下降|提高|达到|为)", "", subject)
         section = _section_at(sections, q.start)
-        status = _status(text[c_start : q.start], text[s_start : q.start], section)
+        status = _status(before, folded[s_start : q.start], section)
         if status == "actual" and out and out[-1].status != "actual":
             # A status word governs the list it opens: 预计达到38座、5座.
             between = folded[out[-1].quantity.end : q.start]
             if not any(ch in ",;。!?\n" for ch in between):
                 status = out[-1].status
-        period = _period(text[p_start : q.start], status, report_year)
+        period = _period(folded[p_start : q.start], status, report_year)
         out.append(Figure(subject, q, status, measure, period, text[s_start:s_end], s_start))
         prev_end_in_clause = q.end if q.end < c_end else -1
         if measure == "level":

@@ -42,6 +42,12 @@ def _traditional_to_simplified() -> dict[int, int]:
 def _table() -> dict[int, int]:
     table = _traditional_to_simplified()
     table.update(_WIDTH)
+    for key, value in list(table.items()):  # resolve chains so folding twice changes nothing
+        seen = {key}
+        while value in table and value not in seen:
+            seen.add(value)
+            value = table[value]
+        table[key] = value
     return table
 
 
