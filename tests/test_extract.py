@@ -206,3 +206,10 @@ def test_nouns_that_look_like_plan_words_do_not_make_targets():
 
 def test_anniversaries_are_not_figures():
     assert [r["text"] for r in rows("庆祝建校60周年,新建实验室8间。")] == ["8间"]
+
+
+def test_from_one_level_to_another_shares_the_subject():
+    found = by_text(rows("森林覆盖率由38.5%提高到41.2%。"))
+    assert found["38.5%"]["subject"] == "森林覆盖率"
+    assert found["41.2%"]["subject"] == "森林覆盖率"
+    assert found["41.2%"]["measure"] == "level"

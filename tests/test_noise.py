@@ -51,3 +51,12 @@ def test_a_hard_wrap_never_drops_a_repeated_character():
     assert "培育人人持证的家庭驿站5个。" in st.text
     st = structure("全区新建口袋公园12个,培育人\n\n人持证的家庭驿站5个。", front_matter=False)
     assert "培育人持证的家庭驿站5个。" in st.text  # across a column break it is one
+
+
+def test_one_number_a_line_is_joined_to_its_label():
+    text = "全年主要指标\n\n粮食总产量\n62.4\n万吨\n蔬菜产量\n18.7\n万吨\n"
+    st = structure(text, front_matter=False)
+    found = {f.quantity.text: f for f in figures(st.text, st.sections, 2023)}
+    assert set(found) == {"62.4万吨", "18.7万吨"}
+    assert found["62.4万吨"].subject == "粮食总产量"
+    assert found["18.7万吨"].subject == "蔬菜产量"

@@ -33,7 +33,7 @@ _LEAD_STRIP = re.compile(
     r"|预计|初步预计|预估|力争|计划|争取(?=实现|达到|完成|突破)|将|要|确保|力求)"
 )
 _TAIL_STRIP = re.compile(
-    r"(?:分别为|分别达到?|分别|预计达到|预计为|预计|达到了|达到|达|为|是|约为|约|共计|共|计|有|"
+    r"(?:分别为|分别达到?|分别|预计达到|预计为|预计|达到了|达到|达|为|是|约为|约|共计|共|计|有|由|从|"
     r"超过|超|突破|逾|近|将近|接近|不足|不到|累计|总计|合计|总数为|了|已|将|力争|实现了|完成了)$"
 )
 _LIGHT_VERB = re.compile(r"实现|完成|达到|取得|拥有")
@@ -216,10 +216,15 @@ def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
     return text[start:end]
 
 
+_TO_LEVEL = re.compile(r"(?:增加|提高|下降|减少|扩大|上升|降低|增长|缩小|提升|调整|升)(?:到|至)$")
+
+
 def _measure(b: str, q: Quantity) -> str:
     """level, change, share or rank, from the folded text before the figure."""
     if q.text.startswith("第"):
         return "rank"
+    if _TO_LEVEL.search(b):
+        return "level"  # 由38%提高到41%: the new level
     if q.unit_family in {"percent", "percentage_point", "ratio"}:
         if _CHANGE_WORDS.search(b) or (q.unit_family == "ratio" and re.search(r"是.{0,12}的$", b)):
             return "change"
@@ -314,6 +319,8 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         after = _after_subject(folded, text, q, next_start)
         subject = after or _clean_subject(text[c_start : q.start], before)
         measure = _measure(before, q)
+        if out and c_start == prev_end_in_clause and _TO_LEVEL.fullmatch(before.strip()):
+            subject = out[-1].subject  # 由X提高到Y: Y is a level of the same subject
         if not subject and out and c_start == prev_end_in_clause:
             # A list after one predicate (分别增长4.8%、7.2%): the same subject and measure.
             subject, measure = out[-1].subject, out[-1].measure

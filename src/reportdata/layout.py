@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from reportdata.noise import clean
 from reportdata.normalize import fold
+from reportdata.units import resolve
 
 # Characters that may end a complete paragraph.
 _TERMINAL = set('。!?;:…”’"』」)】》')
@@ -62,9 +64,10 @@ class Structure:
 
 
 def _is_table_row(line: str) -> bool:
-    return fold(line).count("|") >= 2
+    return line.count("|") + line.count("｜") >= 2
 
 
+@lru_cache(maxsize=4096)
 def _is_heading(line: str) -> bool:
     s = fold(line).strip()
     if _is_table_row(s):
@@ -72,11 +75,33 @@ def _is_heading(line: str) -> bool:
     body = _LIST_MARKER.sub("", s)
     if not body or len(s) > MAX_HEADING or _BYLINE.match(s) or _PHOTO.search(s):
         return False
-    if re.search(r"\d", body) and len(body) < 4:
+    if re.search(r"\d", body) and len(body) < 4 or _lone_number(s):
         return False
     return not _SENTENCE_PUNCT.search(body) and not body.endswith(("。", "."))
 
 
+_LONE = re.compile(r"[-+]?\d[\d,.]*\s*(\S{0,6})|(\S{1,6})")
+
+
+@lru_cache(maxsize=4096)
+def _lone_number(line: str) -> bool:
+    """A line holding only a number, a number and its unit, or only a unit (亿元, %): what
+    pages that put one number a line leave behind."""
+    m = _LONE.fullmatch(fold(line).strip())
+    if not m:
+        return False
+    unit = m.group(1) if m.group(1) is not None else m.group(2)
+    if m.group(2) is not None and not m.group(2).strip():
+        return False
+    return unit == "" or unit == "%" or resolve(unit) is not None
+
+
+def _heading_at(lines: list[str], j: int) -> bool:
+    """A heading, unless a lone number follows it (then it labels that number)."""
+    return _is_heading(lines[j]) and not (j + 1 < len(lines) and _lone_number(lines[j + 1]))
+
+
+@lru_cache(maxsize=4096)
 def _complete(line: str) -> bool:
     """Ends a paragraph: terminal punctuation, or a table row (rows are never joined)."""
     return fold(line).rstrip()[-1:] in _TERMINAL or _is_table_row(line)
@@ -156,11 +181,14 @@ def _repair(paragraphs: list[str]) -> tuple[list[str], dict[int, list[str]]]:
     while i < n:
         cur = paragraphs[i]
         i += 1
-        while not _is_heading(cur) and not _complete(cur) and i < n:
+        if _heading_at(paragraphs, i - 1):
+            out.append(cur)
+            continue
+        while not _complete(cur) and i < n:
             nxt = paragraphs[i]
-            if _is_table_row(nxt):
-                break
-            if not _is_heading(nxt):
+            if _is_table_row(nxt) or (_lone_number(paragraphs[i - 1]) and not _lone_number(nxt)):
+                break  # rows stay rows; after a lone number, the next label starts anew
+            if not _heading_at(paragraphs, i):
                 cur = _join(cur, nxt)
                 i += 1
                 continue

@@ -39,6 +39,17 @@ def _traditional_to_simplified() -> dict[int, int]:
 
 
 @cache
+def _table_str() -> str:
+    """The fold table as a string indexed by code point (faster for str.translate than a
+    dict); characters beyond it are left as they are."""
+    chars = [chr(i) for i in range(0x10000)]
+    for key, value in _table().items():
+        if key < 0x10000:
+            chars[key] = chr(value)
+    return "".join(chars)
+
+
+@cache
 def _table() -> dict[int, int]:
     table = _traditional_to_simplified()
     table.update(_WIDTH)
@@ -53,4 +64,4 @@ def _table() -> dict[int, int]:
 
 def fold(text: str) -> str:
     """Full-width forms to ASCII and traditional to simplified; same length as ``text``."""
-    return text.translate(_table())
+    return text.translate(_table_str())

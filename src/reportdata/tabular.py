@@ -35,7 +35,7 @@ class Cell:
 
 def is_row(line: str) -> bool:
     """A table row: a line with at least two cell separators."""
-    return fold(line).count("|") >= 2
+    return line.count("|") + line.count("｜") >= 2
 
 
 def _cells(text: str, start: int, end: int) -> list[Cell]:
