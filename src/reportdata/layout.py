@@ -75,7 +75,7 @@ def _is_heading(line: str) -> bool:
     body = _LIST_MARKER.sub("", s)
     if not body or len(s) > MAX_HEADING or _BYLINE.match(s) or _PHOTO.search(s):
         return False
-    if re.search(r"\d", body) and len(body) < 4 or _lone_number(s):
+    if (re.search(r"\d", body) and len(body) < 4) or _lone_number(s):
         return False
     return not _SENTENCE_PUNCT.search(body) and not body.endswith(("。", "."))
 
