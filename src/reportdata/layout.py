@@ -69,7 +69,7 @@ def _is_table_row(line: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _is_heading(line: str) -> bool:
-    s = fold(line).strip()
+    s = _fold(line).strip()
     if _is_table_row(s):
         return False
     body = _LIST_MARKER.sub("", s)
@@ -87,7 +87,7 @@ _LONE = re.compile(r"[-+]?\d[\d,.]*\s*(\S{0,6})|(\S{1,6})")
 def _lone_number(line: str) -> bool:
     """A line holding only a number, a number and its unit, or only a unit (亿元, %): what
     pages that put one number a line leave behind."""
-    m = _LONE.fullmatch(fold(line).strip())
+    m = _LONE.fullmatch(_fold(line).strip())
     if not m:
         return False
     unit = m.group(1) if m.group(1) is not None else m.group(2)
@@ -104,24 +104,30 @@ def _heading_at(lines: list[str], j: int) -> bool:
 @lru_cache(maxsize=4096)
 def _complete(line: str) -> bool:
     """Ends a paragraph: terminal punctuation, or a table row (rows are never joined)."""
-    return fold(line).rstrip()[-1:] in _TERMINAL or _is_table_row(line)
+    return _fold(line).rstrip()[-1:] in _TERMINAL or _is_table_row(line)
 
 
 def _first_clause(line: str) -> str:
-    return re.split(r"[,。;!?:,]", fold(line), maxsplit=1)[0]
+    return re.split(r"[,。;!?:,]", _fold(line), maxsplit=1)[0]
 
 
 class Line(str):
     """A line of the text; ``gap`` is True when a blank line stood before it (a column or
-    paragraph break, not a hard wrap)."""
+    paragraph break, not a hard wrap); ``folded`` is its folded twin."""
 
     gap: bool = False
+    folded: str = ""
 
     @classmethod
-    def of(cls, text: str, gap: bool) -> Line:
+    def of(cls, text: str, gap: bool, folded: str) -> Line:
         line = cls(text)
         line.gap = gap
+        line.folded = folded
         return line
+
+
+def _fold(line: str) -> str:
+    return getattr(line, "folded", "") or fold(line)
 
 
 def _join(a: str, b: str) -> str:
@@ -139,7 +145,7 @@ def _front_matter(lines: list[str]) -> tuple[int, str, str, list[str], str]:
     byline_at = -1
     reporters: list[str] = []
     for i, line in enumerate(lines[:10]):
-        m = _BYLINE.match(fold(line).strip())
+        m = _BYLINE.match(_fold(line).strip())
         if m:
             byline_at = i
             reporters = m.group("names").split()
@@ -215,12 +221,14 @@ def _repair(paragraphs: list[str]) -> tuple[list[str], dict[int, list[str]]]:
 
 def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
     """Repair the layout of a report's text and split it into sections."""
-    raw_lines = clean(raw_text.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+    cleaned = clean(raw_text.replace("\r\n", "\n").replace("\r", "\n"))
     lines: list[str] = []
     gap = True
-    for ln in raw_lines:
-        if ln.strip():
-            lines.append(Line.of(ln.strip(), gap))
+    for ln, fl in zip(cleaned.split("\n"), fold(cleaned).split("\n"), strict=True):
+        stripped = ln.strip()
+        if stripped:
+            lead = len(ln) - len(ln.lstrip())
+            lines.append(Line.of(stripped, gap, fl[lead : lead + len(stripped)]))
             gap = False
         else:
             gap = True
@@ -229,7 +237,7 @@ def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
     )
     photographers: list[str] = []
     for ln in lines:
-        m = _PHOTO.search(fold(ln).strip())
+        m = _PHOTO.search(_fold(ln).strip())
         if m and (len(ln) <= 80):
             photographers.extend(n for n in m.group("name").split() if n not in photographers)
     body, sidebars = _repair(lines[body_start:])
