@@ -75,3 +75,116 @@ def test_unit_table_resolves_multipliers():
     assert unit_multiplier("亿立方米") == 10**8
     assert resolve("斤") == ("weight", "千克", 0.5)
     assert resolve("xyz") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "value_base", "unit_base", "qualifier"),
+    [
+        ("三百元四角五分", 300.45, "元", "exact"),  # 元角分
+        ("72元3角", 72.3, "元", "exact"),
+        ("八块五", 8.5, "元", "exact"),  # elliptic: 八块五 = 8.5
+        ("十块零五", 10.05, "元", "exact"),
+        ("六毛三", 0.63, "元", "exact"),
+        ("柒角", 0.7, "元", "exact"),
+        ("伍佰元整", 500, "元", "exact"),
+        ("贰分", 0.02, "元", "exact"),  # 分 after financial numerals
+        ("九美元又五美分", 9.05, "美元", "exact"),
+        ("港币 800元", 800, "港元", "exact"),  # the currency named before
+        ("人民币贰拾元", 20, "元", "exact"),
+        ("￥120", 120, "元", "exact"),
+        ("五万元美元", 50000, "美元", "exact"),  # and after 元
+        ("6.5万台币", 65000, "新台币", "exact"),
+        ("两个亿英镑", 200000000, "英镑", "exact"),
+        ("至少40元", 40, "元", "over"),
+        ("最多三块", 3, "元", "under"),
+        ("不超过20万元", 200000, "元", "under"),
+        ("80万元（含）以上", 800000, "元", "over"),
+    ],
+)
+def test_money(text, value_base, unit_base, qualifier):
+    q = parse_quantity(text)
+    assert (q.unit_family, q.unit_base, q.qualifier) == ("money", unit_base, qualifier)
+    assert q.value_base == pytest.approx(value_base, rel=1e-12)
+    assert q.text == text
+
+
+def test_compound_money_keeps_value_and_unit_consistent():
+    q = parse_quantity("六毛三")
+    assert (q.value, q.unit) == (6.3, "毛")
+    q = parse_quantity("三百元四角五分")
+    assert (q.value, q.unit, q.value_base) == (300.45, "元", 300.45)
+
+
+@pytest.mark.parametrize(
+    ("text", "value_base"),
+    [("8k左右", 8000), ("12w", 120000), ("0.5‰", 0.05), ("负百分之三", -3)],
+)
+def test_latin_multipliers_and_signs(text, value_base):
+    assert parse_quantity(text).value_base == pytest.approx(value_base, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "low", "high", "unit_base"),
+    [
+        ("2到4万元", 20000, 40000, "元"),  # the first end takes the multiplier
+        ("六十至九十万吨", 600000, 900000, "吨"),
+        ("6000到2万元", 6000, 20000, "元"),  # unless it is larger than the second's number
+        ("30~50k元", 30000, 50000, "元"),
+        ("1.5万-3万元", 15000, 30000, "元"),
+        ("2万元—4万元", 20000, 40000, "元"),
+        ("8万(含)-12万元", 80000, 120000, "元"),
+        ("五元五角-六元", 5.5, 6, "元"),
+        ("100与200之间", 100, 200, ""),
+        ("两三千", 2000, 3000, ""),  # two neighbouring digits
+        ("六七十万人", 600000, 700000, "人"),
+        ("五千多", 5000, 6000, ""),  # 多 and 余 span to the next step
+        ("2亿多美元", 200000000, 300000000, "美元"),
+        ("几百万", 1000000, 10000000, ""),
+        ("数千户", 1000, 10000, "户"),
+        ("二十几", 20, 30, ""),
+        ("不低于30不高于60", 30, 60, ""),  # bounds
+        ("最多90最少40", 40, 90, ""),
+        ("大于5小于等于8", 5, 8, ""),
+        ("200以上，400以下", 200, 400, ""),
+    ],
+)
+def test_ranges(text, low, high, unit_base):
+    q = parse_quantity(text)
+    assert (q.low, q.high, q.unit_base) == (pytest.approx(low), pytest.approx(high), unit_base)
+    assert q.text == text
+
+
+@pytest.mark.parametrize(
+    "text", ["四角形的边", "三块石头", "七角星", "两两相对", "九九归一", "半岛", "十分重要"]
+)
+def test_words_with_numeral_characters_are_no_money(text):
+    q = parse_quantity(text)
+    assert q is None or q.unit_family != "money"
+
+
+def test_scan_skips_vague_quantities_unless_asked():
+    text = "新签约几十个项目，投资三五亿元，另有七八个片区和半个月工期。"
+    assert list(scan(text)) == []
+    vague = [q.text for q in scan(text, vague=True)]
+    assert vague == ["几十个", "三五亿元", "七八个", "半个月"]
+
+
+def test_scan_keeps_words_after_a_number_apart():
+    # 一期 after 3亿 begins a word; a dash at a line start is a bullet, not a sign.
+    assert [q.text for q in scan("总投资3亿一期工程")] == []
+    found = list(scan("- 5家企业，收入3块一次"))
+    assert [(q.text, q.value_base) for q in found] == [("5家", 5), ("3块", 3)]
+
+
+def test_traditional_numerals_keep_offsets():
+    text = "全年收入參萬元，另有貳佰零參萬元。"
+    found = list(scan(text))
+    assert [(q.text, q.value_base) for q in found] == [("參萬元", 30000), ("貳佰零參萬元", 2030000)]
+    for q in found:
+        assert text[q.start : q.end] == q.text
+
+
+def test_new_units_resolve():
+    assert resolve("毛") == ("money", "元", 0.1)
+    assert resolve("港币") == ("money", "港元", 1.0)
+    assert unit_multiplier("k元") == 1000

@@ -22,6 +22,31 @@ class Unit:
     factor: float = 1.0
 
 
+# Other names of a currency, and the name its amounts are given in.
+CURRENCY_ALIASES = {
+    "港币": "港元",
+    "台币": "新台币",
+    "澳门币": "澳门元",
+    "美金": "美元",
+    "美圆": "美元",
+    "日币": "日元",
+}
+# Words and signs that name the currency before an amount (人民币50元, 港币3.14, ￥300).
+CURRENCY_PREFIXES = {
+    "人民币": "元",
+    "港币": "港元",
+    "新台币": "新台币",
+    "台币": "新台币",
+    "澳门币": "澳门元",
+    "美金": "美元",
+    "￥": "元",
+    "¥": "元",
+    "$": "美元",
+    "€": "欧元",
+    "£": "英镑",
+}
+
+
 def _units() -> dict[str, Unit]:
     table: dict[str, Unit] = {}
 
@@ -31,8 +56,10 @@ def _units() -> dict[str, Unit]:
 
     # Money: 元 and its colloquial forms; foreign currencies keep their own name.
     add("money", "元", "元 圆 块 块钱 元钱 元人民币 人民币")
-    add("money", "元", "角", 0.1)
-    add("money", "元", "分钱", 0.01)
+    add("money", "元", "角 毛 角钱 毛钱", 0.1)
+    add("money", "元", "分 分钱", 0.01)
+    add("money", "美元", "美分", 0.01)
+    add("money", "欧元", "欧分", 0.01)
     for cur in [
         "美元",
         "欧元",
@@ -67,8 +94,10 @@ def _units() -> dict[str, Unit]:
         "法郎",
         "马克",
         "美金",
+        "美圆",
+        "日币",
     ]:
-        add("money", "美元" if cur == "美金" else cur, cur)
+        add("money", CURRENCY_ALIASES.get(cur, cur), cur)
     # Area.
     add("area", "平方米", "平方米 平米 ㎡ m2 m²")
     add("area", "平方米", "平方厘米", 1e-4)
@@ -95,7 +124,8 @@ def _units() -> dict[str, Unit]:
     add("energy", "千瓦", "千瓦 kW")
     add("energy", "千瓦", "兆瓦 MW", 1000)
     # Percentages, points, multiples.
-    add("percent", "%", "% ‰")
+    add("percent", "%", "%")
+    add("percent", "%", "‰", 0.1)
     add("percentage_point", "百分点", "个百分点 百分点")
     add("ratio", "倍", "倍")
     # Time spans (not dates).
@@ -129,7 +159,6 @@ AMBIGUOUS_AFTER_CHINESE = frozenset(
         "立方",
         "度",
         "口",
-        "分",
         "天",
         "m",
         "t",
@@ -150,7 +179,6 @@ AMBIGUOUS_AFTER_CHINESE = frozenset(
         "头",
         "起",
         "期",
-        "块",
         "支",
         "片区",
         "名",
@@ -160,8 +188,6 @@ AMBIGUOUS_AFTER_CHINESE = frozenset(
         "类",
         "次",
         "户",
-        "块钱",
-        "元钱",
         "万",
         "m2",
         "km",
@@ -177,9 +203,22 @@ AMBIGUOUS_AFTER_CHINESE = frozenset(
 )
 
 
+# Money words that are money only where no word goes on after them: 五角 and 5毛 are amounts,
+# 五角大楼 and 5亿毛利 are not; 块 only after a bare Chinese numeral (五块, but 两块牌子).
+BOUNDED_UNITS = frozenset(["角", "毛"])
+BOUNDED_AFTER_CHINESE = frozenset(["块"])
+# Unit words that the scanner reads only in context: 分 is a hundredth of 元 after financial
+# numerals (壹分) and in 元角分 amounts, but a score or a minute elsewhere.
+CONTEXT_ONLY = frozenset(["分"])
+# Currencies other than 元 that may follow 元 to name it (三万元欧元, 9000元日币).
+FOREIGN_CURRENCIES = tuple(
+    w for w, u in UNITS.items() if u.family == "money" and u.base != "元" and u.factor == 1
+)
+
+
 def unit_pattern() -> str:
-    """A regex alternation of every unit word, longest first."""
-    words = sorted(UNITS, key=len, reverse=True)
+    """A regex alternation of every unit word the scanner reads anywhere, longest first."""
+    words = sorted((w for w in UNITS if w not in CONTEXT_ONLY), key=len, reverse=True)
     return "|".join(re.escape(w) for w in words)
 
 
