@@ -292,7 +292,7 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
     rows = row_spans(text)
     found = [
         q
-        for q in scan(text)
+        for q in scan(text, folded=folded)
         if not _inside(quotes, q.start, q.end)
         and not any(a <= q.start < b for a, b in rows)
         and not _is_article(q)

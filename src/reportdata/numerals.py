@@ -289,6 +289,8 @@ def split_multiplier(numeral: str) -> tuple[str, str]:
     """The number as written and its multiplier: 4800万 → (4800, 万), 3千万亿 → (3, 千万亿),
     四千八百万 → (四千八百, 万). A trailing 万/亿 is the multiplier only when the body holds
     no other 万/亿 (一百亿零十万 stays whole)."""
+    if numeral.isascii() and numeral.replace(".", "", 1).isdigit():
+        return numeral, ""
     s = "".join(numeral.split())
     m = _ARABIC_MULTIPLIER.fullmatch(s)
     if m and multiplier_of(m.group(2)) is not None:

@@ -8,6 +8,7 @@ anchored patterns of the same grammar. A quantity is one amount (4800余万元, 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,7 +162,7 @@ _SECOND = re.compile(
 _KEEP_NUMERALS = str.maketrans({"參": "叁"})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Quantity:
     """A quantity read from text; ``start``/``end`` index the text it was read from.
 
@@ -192,10 +193,12 @@ def scale(value: float, factor: float) -> float:
     """value × factor without binary noise (2.2 × 1e8 = 220000000, not 220000000.00000003)."""
     if factor == 1:
         return float(value)
-    return float(Decimal(repr(float(value))) * Decimal(repr(float(factor))))
+    product = float(value) * float(factor)
+    rounded = float(f"{product:.15g}")  # the noise sits beyond the 15th significant digit
+    return rounded if math.isclose(rounded, product, rel_tol=1e-14) else product
 
 
-@dataclass
+@dataclass(slots=True)
 class _Amount:
     """One amount as read, before its unit is resolved."""
 
@@ -240,8 +243,9 @@ def _vague(text: str) -> tuple[float, float, str] | None:
 
 def _step(value: float) -> float:
     """The place of the last significant digit: 3000 → 1000, 4800 → 100, 1.5 → 0.1."""
-    d = Decimal(repr(value)).normalize()
-    return float(Decimal(1).scaleb(d.as_tuple().exponent))
+    digits, _, exponent = f"{abs(value):.15e}".partition("e")
+    mantissa = digits.replace(".", "").rstrip("0") or "0"
+    return 10.0 ** (int(exponent) - len(mantissa) + 1)
 
 
 def _change_value(change: str, after: str) -> float:
@@ -314,7 +318,7 @@ def _read_amount(m: re.Match[str] | None) -> _Amount | None:
     return amount
 
 
-@dataclass
+@dataclass(slots=True)
 class _Resolved:
     value: float
     unit: str
@@ -458,13 +462,16 @@ def _read(m: re.Match[str], folded: str, text: str, require_unit: bool) -> Quant
     )
 
 
-def scan(text: str, *, require_unit: bool = True, vague: bool = False) -> Iterator[Quantity]:
+def scan(
+    text: str, *, require_unit: bool = True, vague: bool = False, folded: str | None = None
+) -> Iterator[Quantity]:
     """Every quantity in ``text``, left to right; offsets index ``text`` itself.
 
     With ``require_unit`` only quantities with a unit; with ``vague`` also the vague ones
     (几十万, 三五百, 半个月), which are no reported figures.
     """
-    folded = fold(text.translate(_KEEP_NUMERALS) if "參" in text else text)
+    if folded is None or "參" in text:
+        folded = fold(text.translate(_KEEP_NUMERALS) if "參" in text else text)
     for m in QUANTITY_RE.finditer(folded):
         q = _read(m, folded, text, require_unit)
         if q is not None and (vague or not q.vague):
