@@ -259,23 +259,49 @@ def _status(clause_before: str, sentence_before: str, section: Section | None) -
     return "actual"
 
 
-def _period(p: str, status: str, report_year: int | None) -> str:
-    """The figure's period from the folded paragraph text before it."""
-    sentence = re.split(r"[。!?;]", p)[-1]
-    as_of = list(_AS_OF.finditer(sentence))
-    if as_of:
-        m = as_of[-1]
-        year = m.group("year") or (_YEAR.findall(p) or [None])[-1] or report_year
-        return f"{year}-{int(m.group('month')):02d}" if year else ""
-    ranges = _YEAR_RANGE.findall(sentence)
-    if ranges:
-        return f"{ranges[-1][0]}-{ranges[-1][1]}"
-    years = _YEAR.findall(sentence) or _YEAR.findall(p)
-    if years:
-        return years[-1]
-    if status == "target":
-        return ""
-    return str(report_year) if report_year else ""
+class _Years:
+    """Every year, as-of month and year range the folded text states, by position."""
+
+    def __init__(self, folded: str) -> None:
+        self.years = [(m.start(), m.group(1)) for m in _YEAR.finditer(folded)]
+        self.year_at = [pos for pos, _ in self.years]
+        self.as_of = [
+            (m.start(), m.group("year"), m.group("month")) for m in _AS_OF.finditer(folded)
+        ]
+        self.ranges = [(m.start(), m.group(1), m.group(2)) for m in _YEAR_RANGE.finditer(folded)]
+
+    def last_year(self, start: int, end: int) -> str | None:
+        i = bisect_left(self.year_at, end) - 1
+        return self.years[i][1] if i >= 0 and self.years[i][0] >= start else None
+
+    @staticmethod
+    def _last(items: list[tuple], start: int, end: int) -> tuple | None:
+        found = None
+        for item in items:
+            if item[0] >= end:
+                break
+            if item[0] >= start:
+                found = item
+        return found
+
+    def period(
+        self, p_start: int, s_start: int, pos: int, status: str, report_year: int | None
+    ) -> str:
+        """The figure's period: as of a month, a year range or a year stated in its sentence
+        (or paragraph), else the report's year for results."""
+        as_of = self._last(self.as_of, s_start, pos)
+        if as_of:
+            year = as_of[1] or self.last_year(p_start, pos) or report_year
+            return f"{year}-{int(as_of[2]):02d}" if year else ""
+        span = self._last(self.ranges, s_start, pos)
+        if span:
+            return f"{span[1]}-{span[2]}"
+        year = self.last_year(s_start, pos) or self.last_year(p_start, pos)
+        if year:
+            return year
+        if status == "target":
+            return ""
+        return str(report_year) if report_year else ""
 
 
 def _section_at(sections: Iterable[Section], pos: int) -> Section | None:
@@ -308,6 +334,7 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
     clauses = _Breaks(folded, _CLAUSE_BREAK)
     sentences = _Breaks(folded, _SENTENCE_BREAK)
     paragraphs = _Breaks(folded, "\n")
+    years = _Years(folded)
     for k, q in enumerate(found):
         c_start, c_end = clauses.bounds(q.start)
         s_start, s_end = sentences.bounds(q.start)
@@ -342,7 +369,7 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
             between = folded[out[-1].quantity.end : q.start]
             if not any(ch in ",;。!?\n" for ch in between):
                 status = out[-1].status
-        period = _period(folded[p_start : q.start], status, report_year)
+        period = years.period(p_start, max(s_start, p_start), q.start, status, report_year)
         out.append(Figure(subject, q, status, measure, period, text[s_start:s_end], s_start))
         prev_end_in_clause = q.end if q.end < c_end else -1
         if measure == "level":
@@ -375,10 +402,12 @@ def report_year(text: str, published_year: int | None) -> int | None:
     if published_year and re.search(r"刚刚过去的一年|过去的一年|过去一年|去年|上一年|上年", t):
         return published_year - 1
     past: list[int] = []
-    for sentence in re.split(r"[。!?;\n]", t):
-        if _DATED.search(sentence) or _FUTURE.search(sentence):
-            continue
-        past.extend(int(y) for y in _YEAR.findall(sentence))
+    sentences = _Breaks(t, "。!?;\n")
+    for m in _YEAR.finditer(t):
+        a, b = sentences.bounds(m.start())
+        sentence = t[a:b]
+        if not (_DATED.search(sentence) or _FUTURE.search(sentence)):
+            past.append(int(m.group(1)))
     if published_year:
         past = [y for y in past if y < published_year] or [published_year - 1]
     return max(past) if past else None

@@ -104,7 +104,8 @@ def _heading_at(lines: list[str], j: int) -> bool:
 @lru_cache(maxsize=4096)
 def _complete(line: str) -> bool:
     """Ends a paragraph: terminal punctuation, or a table row (rows are never joined)."""
-    return _fold(line).rstrip()[-1:] in _TERMINAL or _is_table_row(line)
+    last = line.rstrip()[-1:]
+    return (fold(last) if last else "") in _TERMINAL or _is_table_row(line)
 
 
 def _first_clause(line: str) -> str:
@@ -237,7 +238,7 @@ def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
     )
     photographers: list[str] = []
     for ln in lines:
-        m = _PHOTO.search(_fold(ln).strip())
+        m = _PHOTO.search(_fold(ln).strip()) if "摄" in ln or "攝" in ln else None
         if m and (len(ln) <= 80):
             photographers.extend(n for n in m.group("name").split() if n not in photographers)
     body, sidebars = _repair(lines[body_start:])
