@@ -216,6 +216,7 @@ def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
     return text[start:end]
 
 
+_SEPARATELY = re.compile(r"分别(?=[^,。;]{0,2}$)|分别(?=增长|下降|提高|达到|为)")
 _TO_LEVEL = re.compile(r"(?:增加|提高|下降|减少|扩大|上升|降低|增长|缩小|提升|调整|升)(?:到|至)$")
 
 
@@ -238,7 +239,10 @@ def _measure(b: str, q: Quantity) -> str:
 def _status_words(text: str) -> str:
     if _ESTIMATE.search(text):
         return "estimate"
-    if _TARGET.search(text.replace("将", "")) or _FUTURE_AFTER_JIANG.search(text):
+    if "将" in text:
+        if _FUTURE_AFTER_JIANG.search(text) or _TARGET.search(text.replace("将", "")):
+            return "target"
+    elif _TARGET.search(text):
         return "target"
     return ""
 
@@ -361,7 +365,8 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
             subject = (
                 _clean_subject(text[s_start : q.start], folded[s_start : q.start]) or last_subject
             )
-        subject = re.sub(r"分别(?=[^,。;]{0,2}$)|分别(?=增长|下降|提高|达到|为)", "", subject)
+        if "分别" in subject:
+            subject = _SEPARATELY.sub("", subject)
         section = _section_at(sections, q.start)
         status = _status(before, folded[s_start : q.start], section)
         if status == "actual" and out and out[-1].status != "actual":

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from reportdata.quantity import Quantity
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Figure:
     """One extracted figure, with every column of the extraction guide and its position."""
 
