@@ -20,19 +20,9 @@ from reportdata.errors import PullError, ReportdataError
 from reportdata.progress import emit
 from reportdata.project import load
 from reportdata.pull import pull
+from reportdata.tables import GUIDE_COLUMNS
 
-FIGURE_COLUMNS = (
-    "document_id",
-    "subject",
-    "quantity_text",
-    "value_base",
-    "unit_base",
-    "unit_family",
-    "qualifier",
-    "status",
-    "measure",
-    "period",
-)
+FIGURE_COLUMNS = ("document_id", *GUIDE_COLUMNS)
 
 
 def _retry_network_only(task, task_run, state) -> bool:
