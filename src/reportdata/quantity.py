@@ -392,10 +392,58 @@ def _inherit(a: _Amount, b: _Amount) -> _Amount:
     return a
 
 
+_SIMPLE_GROUPS = (
+    "lw",
+    "uw",
+    "pre",
+    "pct",
+    "vague",
+    "q1",
+    "q2",
+    "cur2",
+    "change",
+    "cents",
+    "post",
+    "between",
+    "sep",
+)
+
+
+def _read_simple(m: re.Match[str], folded: str, text: str) -> Quantity | None:
+    """The common shape, read directly: Arabic digits, a multiplier and a unit (4.7万人)."""
+    num, mult, unit = m.group("num", "mult", "unit")
+    if not num.isascii() or not num.replace(".", "", 1).isdigit():
+        return None
+    mult = mult or ""
+    found = resolve(mult + unit)
+    if found is None or (
+        unit in BOUNDED_UNITS and "\u4e00" <= folded[m.end() : m.end() + 1] <= "\u9fff"
+    ):
+        return None
+    family, base, factor = found
+    value = float(num)
+    return Quantity(
+        value=value,
+        unit=mult + unit,
+        value_base=scale(value, factor),
+        unit_base=base,
+        unit_family=family,
+        qualifier="exact",
+        text=text[m.start() : m.end()],
+        start=m.start(),
+        end=m.end(),
+        numeral=num,
+    )
+
+
 def _read(m: re.Match[str], folded: str, text: str, require_unit: bool) -> Quantity | None:
     unit, pct, currency, to, second = m.group("unit", "pct", "cur", "to", "second")
     if require_unit and not (unit or pct or currency or to or second):
         return None
+    if unit and not (currency or to or second) and not any(m.group(*_SIMPLE_GROUPS)):
+        simple = _read_simple(m, folded, text)
+        if simple is not None:
+            return simple
     main = _read_amount(m)
     if main is None:
         return None

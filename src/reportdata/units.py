@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from reportdata.numerals import multiplier_of
 
@@ -222,6 +223,7 @@ def unit_pattern() -> str:
     return "|".join(re.escape(w) for w in words)
 
 
+@lru_cache(maxsize=4096)
 def resolve(unit_text: str) -> tuple[str, str, float] | None:
     """(family, base, factor) of a unit as written with its multiplier (万元 → money, 元, 1e4)."""
     if not unit_text:
