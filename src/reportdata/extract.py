@@ -86,7 +86,9 @@ def _quote_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(a < start and end <= b for a, b in spans)
+    """Inside one of ``spans`` (sorted by start; nested quotes are rare and shallow)."""
+    i = bisect_left(spans, (start, 0))
+    return any(a < start and end <= b for a, b in spans[max(0, i - 3) : i])
 
 
 class _Breaks:
@@ -318,7 +320,7 @@ def _section_at(sections: Iterable[Section], pos: int) -> Section | None:
 def figures(text: str, sections: list[Section], report_year: int | None) -> list[Figure]:
     """Every figure the repaired ``text`` states, in reading order."""
     folded = fold(text)
-    quotes = _quote_spans(folded)
+    quotes = sorted(_quote_spans(folded))
     rows = row_spans(text)
     found = [
         q

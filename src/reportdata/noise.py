@@ -16,9 +16,8 @@ _ENTITY = re.compile(r"&(?:[a-zA-Z]{2,10}|#\d{2,6}|#x[0-9a-fA-F]{2,5});")
 _TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ"
 _PINYIN = re.compile(r"(?<=[\u4e00-\u9fff])[(（]([a-zü" + _TONED + r"]{1,7})[)）]")
 # A token glued to the end of a line (or of a sentence) right after Chinese text.
-_TOKEN_AT_END = re.compile(
-    r"(?<=[\u4e00-\u9fff。,;:!?、”’）)》】,.;:!?])([A-Za-z0-9]{2,6})(?=\s*(?:\n|$))"
-)
+_TOKEN_AT_END = re.compile(r"([A-Za-z0-9]{2,6})(?=[ \t]*(?:\n|$))")
+_GLUE = re.compile(r"[\u4e00-\u9fff。,;:!?、”’）)》】,.;:!?]")
 
 
 def _entities(text: str) -> str:
@@ -35,7 +34,11 @@ def _entities(text: str) -> str:
 
 def _watermarks(text: str) -> set[str]:
     """Tokens that end at least three lines and are mixed letters (not a word or a number)."""
-    counts = Counter(m.group(1) for m in _TOKEN_AT_END.finditer(text))
+    counts = Counter(
+        m.group(1)
+        for m in _TOKEN_AT_END.finditer(text)
+        if m.start() > 0 and _GLUE.match(text, m.start() - 1)
+    )
     marks = set()
     for token, n in counts.items():
         mixed = bool(re.search(r"[A-Za-z]", token)) and bool(
@@ -48,8 +51,12 @@ def _watermarks(text: str) -> set[str]:
 
 def clean(text: str) -> str:
     """Text with scraping noise removed; prose without noise comes back unchanged."""
-    text = _entities(text)
-    text = _PINYIN.sub(lambda m: "" if any(c in _TONED for c in m.group(1)) else m.group(0), text)
+    if "&" in text:
+        text = _entities(text)
+    if "(" in text or "（" in text:
+        text = _PINYIN.sub(
+            lambda m: "" if any(c in _TONED for c in m.group(1)) else m.group(0), text
+        )
     marks = _watermarks(text)
     if marks:
         alternation = "|".join(re.escape(t) for t in sorted(marks, key=len, reverse=True))
