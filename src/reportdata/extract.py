@@ -15,8 +15,8 @@ from reportdata.layout import Section
 from reportdata.normalize import fold
 from reportdata.numerals import ARABIC_RE, CHINESE_RE, number_value
 from reportdata.quantity import Quantity, scan
+from reportdata.tabular import blocks as table_blocks
 from reportdata.tabular import figures as table_figures
-from reportdata.tabular import row_spans
 
 _CLAUSE_BREAK = ",;。!?:\n"
 _SENTENCE_BREAK = "。!?;\n"
@@ -321,7 +321,8 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
     """Every figure the repaired ``text`` states, in reading order."""
     folded = fold(text)
     quotes = sorted(_quote_spans(folded))
-    rows = row_spans(text)
+    tables = table_blocks(text)
+    rows = [span for block in tables for span in block]
     found = [
         q
         for q in scan(text, folded=folded)
@@ -381,7 +382,7 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         prev_end_in_clause = q.end if q.end < c_end else -1
         if measure == "level":
             last_subject = subject
-    out.extend(table_figures(text, report_year))
+    out.extend(table_figures(text, report_year, tables))
     out.sort(key=lambda f: f.quantity.start)
     return out
 

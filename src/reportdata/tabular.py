@@ -82,11 +82,6 @@ def blocks(text: str) -> list[list[tuple[int, int]]]:
     return out
 
 
-def row_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of every table-row line (prose scanning leaves them to this module)."""
-    return [span for block in blocks(text) for span in block]
-
-
 def _caption(text: str, block_start: int) -> str:
     before = text[:block_start].rstrip("\n")
     return before[before.rfind("\n") + 1 :]
@@ -185,9 +180,11 @@ def _table_figures(
     return out
 
 
-def figures(text: str, report_year: int | None) -> list[Figure]:
-    """Every figure in the text's tables."""
+def figures(
+    text: str, report_year: int | None, found: list[list[tuple[int, int]]] | None = None
+) -> list[Figure]:
+    """Every figure in the text's tables (``found``: its :func:`blocks`, if already known)."""
     out: list[Figure] = []
-    for block in blocks(text):
+    for block in blocks(text) if found is None else found:
         out.extend(_table_figures(text, block, report_year))
     return out
