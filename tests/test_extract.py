@@ -213,3 +213,11 @@ def test_from_one_level_to_another_shares_the_subject():
     assert found["38.5%"]["subject"] == "森林覆盖率"
     assert found["41.2%"]["subject"] == "森林覆盖率"
     assert found["41.2%"]["measure"] == "level"
+
+
+def test_a_list_of_subjects_is_shared_out_over_a_list_of_figures():
+    found = by_text(rows("城、乡居民收入分别增长5.1%、6.3%,一、二产业增加值分别为12亿元、30亿元。"))
+    assert found["5.1%"]["subject"] == "城居民收入增长"
+    assert found["6.3%"]["subject"] == "乡居民收入增长"
+    assert found["12亿元"]["subject"] == "一产业增加值"
+    assert found["30亿元"]["subject"] == "二产业增加值"

@@ -218,6 +218,28 @@ def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
     return text[start:end]
 
 
+_DISTRIBUTED = re.compile(r"^(?P<items>.+?)分别(?P<predicate>[^,;。]*)$")
+
+
+def _distributed(subject: str) -> list[str]:
+    """The subjects of A、B分别为X、Y, one an item: 城、乡居民收入分别增长 → 城居民收入增长,
+    乡居民收入增长 (short first items share the last item's tail)."""
+    m = _DISTRIBUTED.match(subject)
+    if not m:
+        return []
+    items = [i for i in re.split(r"[、和与及]", m.group("items")) if i]
+    if len(items) < 2:
+        return []
+    predicate = m.group("predicate")
+    predicate = predicate if _CHANGE_WORDS.fullmatch(fold(predicate) or "-") else ""
+    head = len(items[0])
+    last = items[-1]
+    if head <= 2 and all(len(i) == head for i in items[:-1]) and len(last) > head + 1:
+        tail = last[head:]
+        items = [i + tail for i in items[:-1]] + [last]
+    return [i + predicate for i in items]
+
+
 _SEPARATELY = re.compile(r"分别(?=[^,。;]{0,2}$)|分别(?=增长|下降|提高|达到|为)")
 _TO_LEVEL = re.compile(r"(?:增加|提高|下降|减少|扩大|上升|降低|增长|缩小|提升|调整|升)(?:到|至)$")
 
@@ -342,6 +364,8 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
     sentences = _Breaks(folded, _SENTENCE_BREAK)
     paragraphs = _Breaks(folded, "\n")
     years = _Years(folded)
+    share: list[str] = []
+    share_index = 0
     for k, q in enumerate(found):
         c_start, c_end = clauses.bounds(q.start)
         s_start, s_end = sentences.bounds(q.start)
@@ -370,6 +394,18 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
             )
         if "分别" in subject:
             subject = _SEPARATELY.sub("", subject)
+        k = before.rfind("分别")
+        if k >= 0 and not after:
+            lead = _clean_subject(text[c_start : c_start + k], before[:k])
+            items = _distributed(lead + "分别" + text[c_start + k + 2 : q.start])
+            if items:
+                share, share_index = items, 0
+                subject = items[0]
+        elif share and out and c_start == prev_end_in_clause and subject == out[-1].subject:
+            share_index += 1  # A、B分别为X、Y: the next item takes the next figure
+            subject = share[share_index] if share_index < len(share) else subject
+        else:
+            share = []
         section = _section_at(sections, q.start)
         status = _status(before, folded[s_start : q.start], section)
         if status == "actual" and out and out[-1].status != "actual":
