@@ -217,10 +217,33 @@ FOREIGN_CURRENCIES = tuple(
 )
 
 
+def trie_pattern(words: list[str] | set[str] | tuple[str, ...]) -> str:
+    """A regex matching any of ``words``, factored by common prefixes (平方(?:米|公里)…) so
+    that the engine tests one character instead of every word in turn; at each branch the
+    longer continuation is tried first, as in a longest-first alternation."""
+    tree: dict = {}
+    for w in words:
+        node = tree
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        ends = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            return "(?:" + body + ")?" if len(branches) == 1 else body + "?"
+        return body
+
+    return build(tree)
+
+
 def unit_pattern() -> str:
-    """A regex alternation of every unit word the scanner reads anywhere, longest first."""
-    words = sorted((w for w in UNITS if w not in CONTEXT_ONLY), key=len, reverse=True)
-    return "|".join(re.escape(w) for w in words)
+    """A regex matching every unit word the scanner reads anywhere, longest first."""
+    return trie_pattern([w for w in UNITS if w not in CONTEXT_ONLY])
 
 
 @lru_cache(maxsize=4096)
