@@ -221,3 +221,18 @@ def test_a_list_of_subjects_is_shared_out_over_a_list_of_figures():
     assert found["6.3%"]["subject"] == "乡居民收入增长"
     assert found["12亿元"]["subject"] == "一产业增加值"
     assert found["30亿元"]["subject"] == "二产业增加值"
+
+
+def test_a_bulletin_compares_with_last_year():
+    text = (
+        "年末全市常住人口412.6万人,比上年末增加1.8万人。城镇化率为70.2%,比上年末提高"
+        "0.7个百分点。全年粮食总产量96.4万吨,比上年增长1.9%。年末全市共有规模以上工业企业"
+        "2105家,比上年末减少12家。"
+    )
+    found = by_text(rows(text))
+    assert found["412.6万人"]["subject"] == "常住人口"
+    assert (found["1.8万人"]["subject"], found["1.8万人"]["measure"]) == ("常住人口增加", "change")
+    assert found["0.7个百分点"]["subject"] == "城镇化率提高"
+    assert found["1.9%"]["subject"] == "粮食总产量增长"
+    assert found["2105家"]["subject"] == "规模以上工业企业"
+    assert found["12家"]["measure"] == "change"

@@ -26,10 +26,10 @@ _QUOTES = {"“": "”", '"': '"', "《": "》", "「": "」", "『": "』", "�
 _LEAD_STRIP = re.compile(
     r"(?:[、,]+|其中|同时|另外|此外|并且|并|与|和|及"
     r"|截至(?:目前|当前|\d{4}年)?(?:\d{1,2}月(?:底|末|份)?)?(?:底|末)?"
-    r"|截止(?:目前|\d{4}年)?(?:\d{1,2}月(?:底|末)?)?|目前|当前|现有|今年(?:以来)?|去年|全年|年内|一年来|近年来"
+    r"|截止(?:目前|\d{4}年)?(?:\d{1,2}月(?:底|末)?)?|目前|当前|今年(?:以来)?|去年|全年|年内|一年来|近年来|年末|年初|年底"
     r"|\d{4}年(?:\d{1,2}月(?:底|末)?)?(?:以来|底|末)?|上半年|下半年|前三季度|[一二三四]季度"
     r"|全[区市县省镇乡国州盟旗]|我[区市县省镇]|辖区内?"
-    r"|累计|共计|合计|总计|共|已经|已|先后|陆续|首次|全力|大力|成功|新近|进一步"
+    r"|累计|共计|合计|总计|共有|拥有|现有|共|已经|已|先后|陆续|首次|全力|大力|成功|新近|进一步"
     r"|预计|初步预计|预估|力争|计划|争取(?=实现|达到|完成|突破)|将|要|确保|力求)"
 )
 _TAIL_STRIP = re.compile(
@@ -240,6 +240,11 @@ def _distributed(subject: str) -> list[str]:
     return [i + predicate for i in items]
 
 
+_COMPARED = re.compile(
+    r"(?:比上年末?|比去年|比上季度?|较上年末?|较去年|同比|环比)(?:净)?"
+    r"(?:增长|下降|提高|降低|减少|增加|上升|回落|扩大|缩小|提升|下滑|回升)(?:了|约)?$"
+)
+_COMPARISON = re.compile(r"比上年末?|比去年|比上季度?|较上年末?|较去年|同比|环比")
 _SEPARATELY = re.compile(r"分别(?=[^,。;]{0,2}$)|分别(?=增长|下降|提高|达到|为)")
 _TO_LEVEL = re.compile(r"(?:增加|提高|下降|减少|扩大|上升|降低|增长|缩小|提升|调整|升)(?:到|至)$")
 
@@ -250,6 +255,8 @@ def _measure(b: str, q: Quantity) -> str:
         return "rank"
     if _TO_LEVEL.search(b):
         return "level"  # 由38%提高到41%: the new level
+    if _COMPARED.search(b):
+        return "change"  # 比上年末增加2.1万人: a change of any kind of quantity
     if q.unit_family in {"percent", "percentage_point", "ratio"}:
         if _CHANGE_WORDS.search(b) or (q.unit_family == "ratio" and re.search(r"是.{0,12}的$", b)):
             return "change"
@@ -382,6 +389,8 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
         if not subject and out and c_start == prev_end_in_clause:
             # A list after one predicate (分别增长4.8%、7.2%): the same subject and measure.
             subject, measure = out[-1].subject, out[-1].measure
+        if measure == "change" and _COMPARISON.search(fold(subject)):
+            subject = _COMPARISON.sub("", subject)  # 地区生产总值比上年增长 → …增长
         if (
             measure == "change"
             and _CHANGE_WORDS.fullmatch(fold(subject) or "增长")
