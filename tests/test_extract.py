@@ -236,3 +236,22 @@ def test_a_bulletin_compares_with_last_year():
     assert found["1.9%"]["subject"] == "粮食总产量增长"
     assert found["2105家"]["subject"] == "规模以上工业企业"
     assert found["12家"]["measure"] == "change"
+
+
+def test_traditional_full_width_report_with_a_plan():
+    text = (
+        "縣長表示，２０２３年全縣城鎮登記失業率控制在３．５％以內。"
+        "報告提出，縣裡將新建學校５所，改造老舊小區３０個。"
+    )
+    found = by_text(rows(text, 2023))
+    assert found["３．５％以內"]["subject"] == "城鎮登記失業率"
+    assert found["３．５％以內"]["qualifier"] == "under"
+    assert found["５所"]["subject"] == "新建學校"
+    assert found["５所"]["status"] == "target"
+    assert found["３０個"]["status"] == "target"  # the opening 將 governs the sentence
+
+
+def test_disposal_jiang_in_an_opening_clause_is_no_plan():
+    found = by_text(rows("将辖区划分为64个网格,配备网格员130名。"))
+    assert found["64个"]["status"] == "actual"
+    assert found["130名"]["status"] == "actual"

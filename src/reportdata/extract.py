@@ -28,12 +28,13 @@ _LEAD_STRIP = re.compile(
     r"|截至(?:目前|当前|\d{4}年)?(?:\d{1,2}月(?:底|末|份)?)?(?:底|末)?"
     r"|截止(?:目前|\d{4}年)?(?:\d{1,2}月(?:底|末)?)?|目前|当前|今年(?:以来)?|去年|全年|年内|一年来|近年来|年末|年初|年底"
     r"|\d{4}年(?:\d{1,2}月(?:底|末)?)?(?:以来|底|末)?|上半年|下半年|前三季度|[一二三四]季度"
-    r"|全[区市县省镇乡国州盟旗]|我[区市县省镇]|辖区内?"
+    r"|全[区市县省镇乡国州盟旗]|我[区市县省镇]|辖区内?|[区市县省镇乡村]里"
     r"|累计|共计|合计|总计|共有|拥有|现有|共|已经|已|先后|陆续|首次|全力|大力|成功|新近|进一步"
     r"|预计|初步预计|预估|力争|计划|争取(?=实现|达到|完成|突破)|将|要|确保|力求)"
 )
 _TAIL_STRIP = re.compile(
     r"(?:分别为|分别达到?|分别|预计达到|预计为|预计|达到了|达到|达|为|是|约为|约|共计|共|计|有|由|从|"
+    r"(?:控制|保持|稳定|维持)在|"
     r"超过|超|突破|逾|近|将近|接近|不足|不到|累计|总计|合计|总数为|了|已|将|力争|实现了|完成了)$"
 )
 _LIGHT_VERB = re.compile(r"实现|完成|达到|取得|拥有")
@@ -240,6 +241,7 @@ def _distributed(subject: str) -> list[str]:
     return [i + predicate for i in items]
 
 
+_PLAN_OPENING = re.compile(r"力争|计划(?=[在到于要将新建实现完成])|预期目标")
 _COMPARED = re.compile(
     r"(?:比上年末?|比去年|比上季度?|较上年末?|较去年|同比|环比)(?:净)?"
     r"(?:增长|下降|提高|降低|减少|增加|上升|回落|扩大|缩小|提升|下滑|回升)(?:了|约)?$"
@@ -289,6 +291,9 @@ def _status(clause_before: str, sentence_before: str, section: Section | None) -
         found = _status_words(lead[: lead.rfind(":")])
         if found:
             return found
+    opening = lead.split(",", 1)[0]
+    if opening != lead and (_FUTURE_AFTER_JIANG.search(opening) or _PLAN_OPENING.search(opening)):
+        return "target"  # 县里将新建学校5所,改造小区30个: the opening 将 governs the sentence
     if section is not None and section.plan and not _YEAR.search(sentence_before):
         return "target"
     return "actual"
@@ -401,8 +406,10 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
             subject = (
                 _clean_subject(text[s_start : q.start], folded[s_start : q.start]) or last_subject
             )
-        if "分别" in subject:
-            subject = _SEPARATELY.sub("", subject)
+        if "分别" in fold(subject):
+            cut = [m.span() for m in _SEPARATELY.finditer(fold(subject))]
+            for a, b in reversed(cut):
+                subject = subject[:a] + subject[b:]
         k = before.rfind("分别")
         if k >= 0 and not after:
             lead = _clean_subject(text[c_start : c_start + k], before[:k])
