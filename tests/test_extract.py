@@ -106,7 +106,11 @@ def test_period_from_the_paragraph_as_of_month_and_report_year():
 def test_report_year_from_the_text():
     assert report_year("2022年工作回顾\n全年完成投资。", None) == 2022
     assert report_year("过去一年,我们攻坚克难。", 2024) == 2023
-    assert report_year("刚刚过去的一年成绩显著。2019年完成收入。2020年将继续努力。", None) == 2019
+    text = "刚刚过去的一年成绩显著。2019年完成收入12亿元。2020年将继续努力,新增8亿元。"
+    assert report_year(text, None) == 2019
+    meeting = "1月9日,区里召开2024年经济工作会议。2023年全区实现收入31亿元。"
+    assert report_year(meeting, None) == 2023  # the meeting's year states no figure
+    assert report_year("发布时间:2024-01-12\n全年新增就业1.2万人,比去年增加。", None) == 2023
 
 
 def _load_score_module():

@@ -440,7 +440,10 @@ def figures(text: str, sections: list[Section], report_year: int | None) -> list
 
 
 _FUTURE = re.compile(r"将|计划|力争|预期|争取|展望")
-_DATED = re.compile(r"((?:19|20)\d{2})年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
+_DATED = re.compile(r"((?:19|20)\d{2})(?:年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|-\d{1,2}-\d{1,2}(?!\d))")
+_STATES_FIGURES = re.compile(
+    r"\d\s*[万亿千百]?\s*(?:元|%|人|个|家|户|吨|亩|平方米|公里|项|所|座|倍)"
+)
 
 
 def report_year(text: str, published_year: int | None) -> int | None:
@@ -466,7 +469,9 @@ def report_year(text: str, published_year: int | None) -> int | None:
     for m in _YEAR.finditer(t):
         a, b = sentences.bounds(m.start())
         sentence = t[a:b]
-        if not (_DATED.search(sentence) or _FUTURE.search(sentence)):
+        if _STATES_FIGURES.search(sentence) and not (
+            _DATED.search(sentence) or _FUTURE.search(sentence)
+        ):
             past.append(int(m.group(1)))
     if published_year:
         past = [y for y in past if y < published_year] or [published_year - 1]
