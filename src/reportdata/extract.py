@@ -351,9 +351,11 @@ def _section_at(sections: Iterable[Section], pos: int) -> Section | None:
     return None
 
 
-def figures(text: str, sections: list[Section], report_year: int | None) -> list[Figure]:
+def figures(
+    text: str, sections: list[Section], report_year: int | None, folded: str | None = None
+) -> list[Figure]:
     """Every figure the repaired ``text`` states, in reading order."""
-    folded = fold(text)
+    folded = fold(text) if folded is None else folded
     quotes = sorted(_quote_spans(folded))
     tables = table_blocks(text)
     rows = [span for block in tables for span in block]
@@ -446,14 +448,14 @@ _STATES_FIGURES = re.compile(
 )
 
 
-def report_year(text: str, published_year: int | None) -> int | None:
+def report_year(text: str, published_year: int | None, folded: str | None = None) -> int | None:
     """The year a report's figures describe, from its own words and its publication year.
 
     In order: a review or bulletin naming its year (2019年工作回顾); a report speaking of
     "the past year" with a known publication year (given, or a full date in its first lines);
     else the latest year the text states results for (a sentence with no future marker).
     """
-    t = fold(text)
+    t = fold(text) if folded is None else folded
     m = re.search(
         r"((?:19|20)\d{2})年(?:工作回顾|国民经济和社会发展统计公报|统计公报|.{0,6}工作总结)", t
     )

@@ -61,6 +61,7 @@ class Structure:
     reporters: list[str] = field(default_factory=list)
     photographers: list[str] = field(default_factory=list)
     credit_line: str = ""
+    folded: str = ""  # the text folded (see normalize.fold), for matching
 
 
 def _is_table_row(line: str) -> bool:
@@ -279,7 +280,7 @@ def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
             s.kind == "heading" and bool(_PLAN_OPENING.search(_first_sentence(opening)))
         )
     text = "".join(parts[:-1]) if parts else ""
-    return Structure(text, ordered, title, subtitle, reporters, photographers, credit)
+    return Structure(text, ordered, title, subtitle, reporters, photographers, credit, fold(text))
 
 
 def _first_sentence(text: str) -> str:

@@ -61,7 +61,7 @@ def indicator_row(document_id: str, section_id: str, f) -> dict:
 def build_rows(info: DocumentInfo, read: ReadResult) -> dict[str, list[dict]]:
     """The three tables' rows for one report already read into text."""
     st = structure(read.text)
-    year = report_year(st.text, info.published_year)
+    year = report_year(st.text, info.published_year, st.folded)
     section_ids = []
     section_rows = []
     for ordinal, s in enumerate(st.sections):
@@ -80,7 +80,7 @@ def build_rows(info: DocumentInfo, read: ReadResult) -> dict[str, list[dict]]:
             }
         )
     indicator_rows = []
-    for f in figures(st.text, st.sections, year):
+    for f in figures(st.text, st.sections, year, st.folded):
         sid = next(i for s, i in section_ids if s.start <= f.quantity.start < s.end)
         indicator_rows.append(indicator_row(info.document_id, sid, f))
     document = {
