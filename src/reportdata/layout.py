@@ -70,6 +70,8 @@ def _is_table_row(line: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _is_heading(line: str) -> bool:
+    if len(line) > MAX_HEADING + 2:
+        return False
     s = _fold(line).strip()
     if _is_table_row(s):
         return False
@@ -88,6 +90,8 @@ _LONE = re.compile(r"[-+]?\d[\d,.]*\s*(\S{0,6})|(\S{1,6})")
 def _lone_number(line: str) -> bool:
     """A line holding only a number, a number and its unit, or only a unit (亿元, %): what
     pages that put one number a line leave behind."""
+    if len(line) > 24:
+        return False
     m = _LONE.fullmatch(_fold(line).strip())
     if not m:
         return False
@@ -226,11 +230,10 @@ def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
     cleaned = clean(raw_text.replace("\r\n", "\n").replace("\r", "\n"))
     lines: list[str] = []
     gap = True
-    for ln, fl in zip(cleaned.split("\n"), fold(cleaned).split("\n"), strict=True):
+    for ln in cleaned.split("\n"):
         stripped = ln.strip()
         if stripped:
-            lead = len(ln) - len(ln.lstrip())
-            lines.append(Line.of(stripped, gap, fl[lead : lead + len(stripped)]))
+            lines.append(Line.of(stripped, gap, ""))
             gap = False
         else:
             gap = True
