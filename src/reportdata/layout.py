@@ -151,7 +151,7 @@ def _front_matter(lines: list[str]) -> tuple[int, str, str, list[str], str]:
     byline_at = -1
     reporters: list[str] = []
     for i, line in enumerate(lines[:10]):
-        m = _BYLINE.match(_fold(line).strip())
+        m = _BYLINE.match(_fold(line).strip()) if len(line) <= 40 else None
         if m:
             byline_at = i
             reporters = m.group("names").split()

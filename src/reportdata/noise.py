@@ -14,7 +14,7 @@ from collections import Counter
 _SPLIT_ENTITY = re.compile(r"&([a-zA-Z]{1,10})\n([a-zA-Z]{0,10};)")
 _ENTITY = re.compile(r"&(?:[a-zA-Z]{2,10}|#\d{2,6}|#x[0-9a-fA-F]{2,5});")
 _TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ"
-_PINYIN = re.compile(r"(?<=[\u4e00-\u9fff])[(（]([a-zü" + _TONED + r"]{1,7})[)）]")
+_PINYIN = re.compile(r"[(（]([a-zü" + _TONED + r"]{1,7})[)）]")
 # A token glued to the end of a line (or of a sentence) right after Chinese text.
 _TOKEN_AT_END = re.compile(r"([A-Za-z0-9]{2,6})(?=[ \t]*(?:\n|$))")
 _GLUE = re.compile(r"[\u4e00-\u9fff。,;:!?、”’）)》】,.;:!?]")
@@ -49,14 +49,18 @@ def _watermarks(text: str) -> set[str]:
     return marks
 
 
+def _drop_reading(m: re.Match[str]) -> str:
+    """A toned reading right after a Chinese character goes; anything else stays."""
+    after_hanzi = m.start() > 0 and "\u4e00" <= m.string[m.start() - 1] <= "\u9fff"
+    return "" if after_hanzi and any(c in _TONED for c in m.group(1)) else m.group(0)
+
+
 def clean(text: str) -> str:
     """Text with scraping noise removed; prose without noise comes back unchanged."""
     if "&" in text:
         text = _entities(text)
     if "(" in text or "（" in text:
-        text = _PINYIN.sub(
-            lambda m: "" if any(c in _TONED for c in m.group(1)) else m.group(0), text
-        )
+        text = _PINYIN.sub(_drop_reading, text)
     marks = _watermarks(text)
     if marks:
         alternation = "|".join(re.escape(t) for t in sorted(marks, key=len, reverse=True))
