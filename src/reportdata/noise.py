@@ -17,6 +17,7 @@ _TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ"
 _PINYIN = re.compile(r"[(（]([a-zü" + _TONED + r"]{1,7})[)）]")
 # A token glued to the end of a line (or of a sentence) right after Chinese text.
 _TOKEN_AT_END = re.compile(r"([A-Za-z0-9]{2,6})(?=[ \t]*(?:\n|$))")
+_LETTER = re.compile(r"[A-Za-z]")
 _GLUE = re.compile(r"[\u4e00-\u9fff。,;:!?、”’）)》】,.;:!?]")
 
 
@@ -34,6 +35,8 @@ def _entities(text: str) -> str:
 
 def _watermarks(text: str) -> set[str]:
     """Tokens that end at least three lines and are mixed letters (not a word or a number)."""
+    if not _LETTER.search(text):
+        return set()
     counts = Counter(
         m.group(1)
         for m in _TOKEN_AT_END.finditer(text)
