@@ -292,7 +292,9 @@ def _status(clause_before: str, sentence_before: str, section: Section | None) -
         if found:
             return found
     earlier = lead[: max(lead.rfind(","), 0)]
-    if earlier and (_FUTURE_AFTER_JIANG.search(earlier) or _PLAN_OPENING.search(earlier)):
+    if earlier and (
+        ("将" in earlier and _FUTURE_AFTER_JIANG.search(earlier)) or _PLAN_OPENING.search(earlier)
+    ):
         return "target"  # 县里将新建学校5所,改造小区30个: a plan governs the rest of its sentence
     if section is not None and section.plan and not _YEAR.search(sentence_before):
         return "target"

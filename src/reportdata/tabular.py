@@ -66,6 +66,8 @@ def _lines(text: str) -> list[tuple[int, int]]:
 
 def blocks(text: str) -> list[list[tuple[int, int]]]:
     """Runs of consecutive table-row lines, as line spans."""
+    if "|" not in text and "｜" not in text:
+        return []
     out: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
     for a, b in _lines(text):
