@@ -89,7 +89,7 @@ def _quote_spans(text: str) -> list[tuple[int, int]]:
 def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     """Inside one of ``spans`` (sorted by start; nested quotes are rare and shallow)."""
     i = bisect_left(spans, (start, 0))
-    return any(a < start and end <= b for a, b in spans[max(0, i - 3) : i])
+    return i > 0 and any(a < start and end <= b for a, b in spans[max(0, i - 3) : i])
 
 
 class _Breaks:
@@ -241,6 +241,7 @@ def _distributed(subject: str) -> list[str]:
     return [i + predicate for i in items]
 
 
+_CLAUSE_END = re.compile(r"[,;。!?\n]")
 _PLAN_OPENING = re.compile(r"力争|计划(?=[在到于要将新建实现完成])|预期目标")
 _COMPARED = re.compile(
     r"(?:比上年末?|比去年|比上季度?|较上年末?|较去年|同比|环比)(?:净)?"
@@ -410,7 +411,7 @@ def figures(
             subject = (
                 _clean_subject(text[s_start : q.start], folded[s_start : q.start]) or last_subject
             )
-        if "分别" in fold(subject):
+        if "分别" in subject or "分別" in subject:
             cut = [m.span() for m in _SEPARATELY.finditer(fold(subject))]
             for a, b in reversed(cut):
                 subject = subject[:a] + subject[b:]
@@ -430,8 +431,7 @@ def figures(
         status = _status(before, folded[s_start : q.start], section)
         if status == "actual" and out and out[-1].status != "actual":
             # A status word governs the list it opens: 预计达到38座、5座.
-            between = folded[out[-1].quantity.end : q.start]
-            if not any(ch in ",;。!?\n" for ch in between):
+            if not _CLAUSE_END.search(folded, out[-1].quantity.end, q.start):
                 status = out[-1].status
         period = years.period(p_start, max(s_start, p_start), q.start, status, report_year)
         out.append(Figure(subject, q, status, measure, period, text[s_start:s_end], s_start))
