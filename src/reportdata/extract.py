@@ -429,10 +429,13 @@ def figures(
             share = []
         section = _section_at(sections, q.start)
         status = _status(before, folded[s_start : q.start], section)
-        if status == "actual" and out and out[-1].status != "actual":
-            # A status word governs the list it opens: 预计达到38座、5座.
-            if not _CLAUSE_END.search(folded, out[-1].quantity.end, q.start):
-                status = out[-1].status
+        if (
+            status == "actual"
+            and out
+            and out[-1].status != "actual"
+            and not _CLAUSE_END.search(folded, out[-1].quantity.end, q.start)
+        ):
+            status = out[-1].status  # a status word governs the list it opens: 预计达到38座、5座
         period = years.period(p_start, max(s_start, p_start), q.start, status, report_year)
         out.append(Figure(subject, q, status, measure, period, text[s_start:s_end], s_start))
         prev_end_in_clause = q.end if q.end < c_end else -1
