@@ -188,3 +188,11 @@ def test_new_units_resolve():
     assert resolve("毛") == ("money", "元", 0.1)
     assert resolve("港币") == ("money", "港元", 1.0)
     assert unit_multiplier("k元") == 1000
+
+
+@pytest.mark.parametrize(
+    ("text", "value_base"),
+    [("1·8%", 1.8), ("1 214个", 1214), ("共7 350人", 7350), ("2,460.5万元", 24605000)],
+)
+def test_scraped_number_forms(text, value_base):
+    assert parse_quantity(text).value_base == pytest.approx(value_base)

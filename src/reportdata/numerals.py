@@ -50,7 +50,11 @@ CHINESE_RE = _CN_CLASS + r"+(?:[点點]" + _CN_CLASS + r"+)?"
 # (7万5千4百), up to two spaces before a Chinese character (一百 五 十 二, 1000  万), a decimal
 # part (四百 点 五, 零点77) and a multiplier after it (零点零零三四二万). The body is atomic:
 # a numeral is never split back into shorter numerals while matching.
-_ARABIC_TOKEN = r"\d+(?:,\d{3})*(?:\.\d+)?"
+# Digits with thousands separators (1,214 or 1 214) and a decimal point ("·" is a point that
+# scraped pages print for "."): 1,214.5, 1 214, 1·8.
+_ARABIC_TOKEN = (
+    r"(?:\d+(?:,\d{3})+(?:[.·]\d+)?|\d{1,3}(?: \d{3}(?!\d))+(?:[.·]\d+)?|\d+(?:[.·]\d+)?)"
+)
 _BODY = (
     r"(?>(?:" + _ARABIC_TOKEN + r"|(?<![\d.])\.\d+|" + _CN_CLASS + r")"
     r"(?: {0,2}" + _CN_CLASS + r"(?:" + _ARABIC_TOKEN + r"|  ?\d++(?=[十百千万亿萬億]))?)*+"
@@ -274,7 +278,7 @@ _PLAIN_ARABIC = re.compile(r"-?" + _ARABIC_TOKEN)
 def numeral_value(s: str) -> float | None:
     """The value of any numeral (一千零五, 4.7万, 7万5千4百, 三万五, 五分之一, 半), else None."""
     if _PLAIN_ARABIC.fullmatch(s):
-        return float(s.replace(",", ""))
+        return float(s.replace(",", "").replace(" ", "").replace("·", "."))
     try:
         value = _value(s)
     except InvalidOperation:
