@@ -259,3 +259,10 @@ def test_disposal_jiang_in_an_opening_clause_is_no_plan():
     found = by_text(rows("将辖区划分为64个网格,配备网格员130名。"))
     assert found["64个"]["status"] == "actual"
     assert found["130名"]["status"] == "actual"
+
+
+def test_multiples_are_changes_of_their_subject():
+    found = by_text(rows("全县旅游收入是五年前的2.4倍,接待游客规模扩大1.6倍。"))
+    assert (found["2.4倍"]["subject"], found["2.4倍"]["measure"]) == ("旅游收入", "change")
+    assert found["1.6倍"]["measure"] == "change"
+    assert found["1.6倍"]["unit_family"] == "ratio"
