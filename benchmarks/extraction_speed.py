@@ -46,6 +46,8 @@ def contender(name: str) -> object:
             import jionlp  # prints a banner on import
 
         return lambda text: len(jionlp.ner.extract_money(text))
+    import numpy  # noqa: F401 - loaded in pipeline runs (pandas), where fold uses it
+
     from reportdata.extract import figures, report_year
     from reportdata.layout import structure
     from reportdata.normalize import fold

@@ -8,6 +8,7 @@ simplified and traditional reports alike. Rows always quote the original text.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -74,7 +75,9 @@ _LONG = 256  # from this length a vectorised look-up beats str.translate (measur
 
 def fold(text: str) -> str:
     """Full-width forms to ASCII and traditional to simplified; same length as ``text``."""
-    if len(text) < _LONG:
+    if len(text) < _LONG or "numpy" not in sys.modules:
+        # numpy is loaded in pipeline runs (pandas needs it); a one-file `extract` starts
+        # faster without importing it for a single look-up.
         return text.translate(_table_str())
     import numpy as np
 
