@@ -125,7 +125,7 @@ def _is_arabic(tok: str) -> bool:
 
 
 def _arabic(tok: str) -> Decimal:
-    return Decimal(tok.replace(",", ""))
+    return Decimal(tok.replace(",", "").replace(" ", "").replace("·", "."))
 
 
 def is_digit_string(s: str) -> bool:
@@ -314,15 +314,6 @@ def chinese_number(s: str) -> float | None:
     if any(c.isdigit() for c in s):
         return None
     return numeral_value(s)
-
-
-def arabic_number(s: str) -> float | None:
-    """The value of an Arabic numeral with thousands separators (1,214.5), else None."""
-    cleaned = s.replace(",", "").replace(" ", "")
-    try:
-        return float(cleaned)
-    except ValueError:
-        return None
 
 
 def number_value(s: str) -> float | None:

@@ -23,6 +23,7 @@ from pandera.errors import SchemaErrors
 
 from reportdata.fsutil import atomic_write_bytes
 from reportdata.schema import TABLES, field_names, fields, pandera_schema, primary_key
+from reportdata.units import resolve
 
 MARKDOWN_ROWS = 50
 """At most this many rows of each failing check are listed in the Markdown report."""
@@ -30,43 +31,15 @@ MARKDOWN_ROWS = 50
 REL_TOL = 1e-9
 """Relative tolerance of the value_base check."""
 
-UNIT_PREFIXES: dict[str, float] = {
-    "": 1.0,
-    "十": 1e1,
-    "百": 1e2,
-    "千": 1e3,
-    "万": 1e4,
-    "十万": 1e5,
-    "百万": 1e6,
-    "千万": 1e7,
-    "亿": 1e8,
-    "十亿": 1e9,
-    "百亿": 1e10,
-    "千亿": 1e11,
-    "万亿": 1e12,
-}
 """Multiplier words that may stand before the base unit in a unit as written (万元 = 万 + 元)."""
 
 
 def unit_multiplier(unit: str, unit_base: str) -> float:
-    """The factor from a value in `unit` to one in `unit_base` (万元, 元 → 1e4; 名, 人 → 1).
-
-    `unit_base` is stripped from the end of `unit` and the rest is read as a multiplier word.
-    When that does not work (the unit does not end with its base, or the rest is no multiplier
-    word), the unit table of `reportdata.units` decides when it maps `unit` to `unit_base`
-    (厘米 → 米: 0.01, 角 → 元: 0.1); otherwise the factor is 1 (名 → 人, 大 → 个).
-    """
-    unit, unit_base = unit or "", unit_base or ""
-    if unit.endswith(unit_base):
-        prefix = unit[: len(unit) - len(unit_base)]
-        if prefix in UNIT_PREFIXES:
-            return UNIT_PREFIXES[prefix]
-    try:
-        from reportdata.units import resolve
-    except ImportError:  # pragma: no cover - the unit table is part of the package
-        return 1.0
-    found = resolve(unit)
-    if found is not None and found[1] == unit_base:
+    """The factor from a value in `unit` to one in `unit_base` (万元, 元 → 1e4; 厘米, 米 → 0.01),
+    from the unit table of `reportdata.units`; 1 where the table maps the unit elsewhere or
+    not at all (名 → 人 is counted as it is, 大 → 个)."""
+    found = resolve(unit or "")
+    if found is not None and found[1] == (unit_base or ""):
         return float(found[2])
     return 1.0
 
