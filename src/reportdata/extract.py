@@ -243,11 +243,11 @@ def _distributed(subject: str) -> list[str]:
 
 _CLAUSE_END = re.compile(r"[,;。!?\n]")
 _PLAN_OPENING = re.compile(r"力争|计划(?=[在到于要将新建实现完成])|预期目标")
+_COMPARISON = re.compile(r"比上年末?|比去年|比上季度?|较上年末?|较去年|同比|环比")
 _COMPARED = re.compile(
-    r"(?:比上年末?|比去年|比上季度?|较上年末?|较去年|同比|环比)(?:净)?"
+    r"(?:" + _COMPARISON.pattern + r")(?:净)?"
     r"(?:增长|下降|提高|降低|减少|增加|上升|回落|扩大|缩小|提升|下滑|回升)(?:了|约)?$"
 )
-_COMPARISON = re.compile(r"比上年末?|比去年|比上季度?|较上年末?|较去年|同比|环比")
 _SEPARATELY = re.compile(r"分别(?=[^,。;]{0,2}$)|分别(?=增长|下降|提高|达到|为)")
 _TO_LEVEL = re.compile(r"(?:增加|提高|下降|减少|扩大|上升|降低|增长|缩小|提升|调整|升)(?:到|至)$")
 
