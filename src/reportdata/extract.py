@@ -281,9 +281,12 @@ def _status_words(text: str) -> str:
     return ""
 
 
-def _status(clause_before: str, sentence_before: str, section: Section | None) -> str:
+def _status(
+    clause_before: str, sentence_before: str, section: Section | None, plan_earlier: bool
+) -> str:
     """estimate or target from the (folded) words of the figure's clause, or of the lead-in
-    that opens the list it stands in (主要预期目标:…); target in a plan section; else actual."""
+    that opens the list it stands in (主要预期目标:…), or of a plan announced in an earlier
+    clause of its sentence (``plan_earlier``); target in a plan section; else actual."""
     found = _status_words(clause_before)
     if found:
         return found
@@ -292,10 +295,7 @@ def _status(clause_before: str, sentence_before: str, section: Section | None) -
         found = _status_words(lead[: lead.rfind(":")])
         if found:
             return found
-    earlier = lead[: max(lead.rfind(","), 0)]
-    if earlier and (
-        ("将" in earlier and _FUTURE_AFTER_JIANG.search(earlier)) or _PLAN_OPENING.search(earlier)
-    ):
+    if plan_earlier:
         return "target"  # 县里将新建学校5所,改造小区30个: a plan governs the rest of its sentence
     if section is not None and section.plan and not _YEAR.search(sentence_before):
         return "target"
@@ -381,6 +381,9 @@ def figures(
     sentences = _Breaks(folded, _SENTENCE_BREAK)
     paragraphs = _Breaks(folded, "\n")
     years = _Years(folded)
+    plans = sorted(
+        m.start() for rx in (_FUTURE_AFTER_JIANG, _PLAN_OPENING) for m in rx.finditer(folded)
+    )
     share: list[str] = []
     share_index = 0
     for k, q in enumerate(found):
@@ -428,7 +431,10 @@ def figures(
         else:
             share = []
         section = _section_at(sections, q.start)
-        status = _status(before, folded[s_start : q.start], section)
+        comma = folded.rfind(",", s_start, q.start)
+        i = bisect_left(plans, s_start)
+        plan_earlier = comma > s_start and i < len(plans) and plans[i] < comma
+        status = _status(before, folded[s_start : q.start], section, plan_earlier)
         if (
             status == "actual"
             and out
