@@ -185,7 +185,7 @@ def _clean_subject(s: str, fs: str | None = None) -> str:
         if m and m.end() > a:
             a = m.end()
             trim()
-        m = _TAIL_STRIP.search(fs, a, b)
+        m = _TAIL_STRIP.search(fs, max(a, b - 16), b)  # no tail word is longer
         if m and m.start() < b:
             b = m.start()
             trim()
@@ -256,6 +256,7 @@ def _measure(b: str, q: Quantity) -> str:
     """level, change, share or rank, from the folded text before the figure."""
     if q.text.startswith("第"):
         return "rank"
+    b = b[-24:]  # every pattern below ends the text and is shorter than this
     if _TO_LEVEL.search(b):
         return "level"  # 由38%提高到41%: the new level
     if _COMPARED.search(b):
@@ -365,12 +366,12 @@ def figures(
     found = [
         q
         for q in scan(text, folded=folded)
-        if not _inside(quotes, q.start, q.end)
-        and not any(a <= q.start < b for a, b in rows)
-        and not _is_article(q)
+        if not (quotes and _inside(quotes, q.start, q.end))
+        and not (rows and any(a <= q.start < b for a, b in rows))
+        and not (q.chinese and _is_article(q))
         and not _is_threshold(folded, q)
         and not _is_ordinal(folded, q)
-        and not _is_anniversary(folded, q)
+        and not (q.unit == "周" and _is_anniversary(folded, q))
     ]
     found += [r for r in _ranks(text, folded) if not _inside(quotes, r.start, r.end)]
     found.sort(key=lambda q: q.start)
