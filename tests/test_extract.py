@@ -266,3 +266,12 @@ def test_multiples_are_changes_of_their_subject():
     assert (found["2.4倍"]["subject"], found["2.4倍"]["measure"]) == ("旅游收入", "change")
     assert found["1.6倍"]["measure"] == "change"
     assert found["1.6倍"]["unit_family"] == "ratio"
+
+
+def test_a_plan_sections_heading_year_dates_its_targets():
+    text = "二、2025年工作安排\n\n全力稳增长,新开工重点项目40个,新增城镇就业9000人。"
+    st = structure(text, front_matter=False)
+    found = {f.quantity.text: f for f in figures(st.text, st.sections, 2024)}
+    assert found["40个"].status == "target"
+    assert found["40个"].period == "2025"
+    assert found["9000人"].period == "2025"

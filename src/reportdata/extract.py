@@ -329,10 +329,17 @@ class _Years:
         return found
 
     def period(
-        self, p_start: int, s_start: int, pos: int, status: str, report_year: int | None
+        self,
+        p_start: int,
+        s_start: int,
+        pos: int,
+        status: str,
+        report_year: int | None,
+        heading: tuple[int, int] = (0, 0),
     ) -> str:
         """The figure's period: as of a month, a year range or a year stated in its sentence
-        (or paragraph), else the report's year for results."""
+        (or paragraph, or its section's heading: 2024年工作安排), else the report's year for
+        results."""
         as_of = self._last(self.as_of, s_start, pos)
         if as_of:
             year = as_of[1] or self.last_year(p_start, pos) or report_year
@@ -340,7 +347,9 @@ class _Years:
         span = self._last(self.ranges, s_start, pos)
         if span:
             return f"{span[1]}-{span[2]}"
-        year = self.last_year(s_start, pos) or self.last_year(p_start, pos)
+        year = (
+            self.last_year(s_start, pos) or self.last_year(p_start, pos) or self.last_year(*heading)
+        )
         if year:
             return year
         if status == "target":
@@ -443,7 +452,8 @@ def figures(
             and not _CLAUSE_END.search(folded, out[-1].quantity.end, q.start)
         ):
             status = out[-1].status  # a status word governs the list it opens: 预计达到38座、5座
-        period = years.period(p_start, max(s_start, p_start), q.start, status, report_year)
+        heading = (section.start, section.start + len(section.heading)) if section else (0, 0)
+        period = years.period(p_start, max(s_start, p_start), q.start, status, report_year, heading)
         out.append(Figure(subject, q, status, measure, period, text[s_start:s_end], s_start))
         prev_end_in_clause = q.end if q.end < c_end else -1
         if measure == "level":
