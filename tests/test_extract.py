@@ -275,3 +275,15 @@ def test_a_plan_sections_heading_year_dates_its_targets():
     assert found["40个"].status == "target"
     assert found["40个"].period == "2025"
     assert found["9000人"].period == "2025"
+
+
+def test_a_work_reports_review_reads_cleanly():
+    text = (
+        "全县地区生产总值完成312.5亿元,增速居全市第3位。"
+        "城乡居民人均可支配收入分别达到3.96万元和1.87万元。"
+    )
+    found = by_text(rows(text))
+    assert found["312.5亿元"]["subject"] == "地区生产总值"
+    assert (found["第3位"]["subject"], found["第3位"]["measure"]) == ("地区生产总值增速", "rank")
+    assert found["3.96万元"]["subject"] == "城乡居民人均可支配收入"
+    assert found["1.87万元"]["subject"] == "城乡居民人均可支配收入"

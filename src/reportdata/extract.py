@@ -34,7 +34,8 @@ _LEAD_STRIP = re.compile(
 )
 _TAIL_STRIP = re.compile(
     r"(?:分别为|分别达到?|分别|预计达到|预计为|预计|达到了|达到|达|为|是|约为|约|共计|共|计|有|由|从|"
-    r"(?:控制|保持|稳定|维持)在|是[^,;。]{0,12}的|"
+    r"(?:控制|保持|稳定|维持)在|是[^,;。]{0,12}的|(?:位居|居|列|排名?)(?:全[国省市区县州])?|"
+    r"完成|实现|"
     r"超过|超|突破|逾|近|将近|接近|不足|不到|累计|总计|合计|总数为|了|已|将|力争|实现了|完成了)$"
 )
 _LIGHT_VERB = re.compile(r"实现|完成|达到|取得|拥有")
@@ -196,6 +197,7 @@ def _clean_subject(s: str, fs: str | None = None) -> str:
     return s[a:b]
 
 
+_CONJUNCTIONS = frozenset("和 与 及 或 至 到 、 以及 并".split())
 _AFTER_END = re.compile(r"[,;。!?:\n、(]")
 _NOT_A_NOUN = re.compile(r"以上|以下|左右|多|余|之|比|同比|增长|下降")
 
@@ -216,6 +218,8 @@ def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
         return ""
     if _VERB_STOP.match(folded, start, end) or _NOT_A_NOUN.match(folded, start, end):
         return ""
+    if folded[start:end] in _CONJUNCTIONS:
+        return ""  # 4.12万元和2.05万元: 和 joins two figures, it names nothing
     return text[start:end]
 
 
@@ -412,6 +416,8 @@ def figures(
         if not subject and out and c_start == prev_end_in_clause:
             # A list after one predicate (分别增长4.8%、7.2%): the same subject and measure.
             subject, measure = out[-1].subject, out[-1].measure
+        if measure == "rank" and len(subject) <= 3 and last_subject:
+            subject = last_subject + subject  # 增速居全市第2位: the rank of the growth before it
         if measure == "change" and _COMPARISON.search(fold(subject)):
             subject = _COMPARISON.sub("", subject)  # 地区生产总值比上年增长 → …增长
         if (
