@@ -197,7 +197,7 @@ def _clean_subject(s: str, fs: str | None = None) -> str:
     return s[a:b]
 
 
-_CONJUNCTIONS = frozenset("和 与 及 或 至 到 、 以及 并".split())
+_CONJUNCTIONS = frozenset(["和", "与", "及", "或", "至", "到", "、", "以及", "并"])
 _AFTER_END = re.compile(r"[,;。!?:\n、(]")
 _NOT_A_NOUN = re.compile(r"以上|以下|左右|多|余|之|比|同比|增长|下降")
 
