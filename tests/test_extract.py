@@ -287,3 +287,10 @@ def test_a_work_reports_review_reads_cleanly():
     assert (found["第3位"]["subject"], found["第3位"]["measure"]) == ("地区生产总值增速", "rank")
     assert found["3.96万元"]["subject"] == "城乡居民人均可支配收入"
     assert found["1.87万元"]["subject"] == "城乡居民人均可支配收入"
+
+
+def test_recent_years_frame_a_figure_and_concentrations_are_read():
+    found = by_text(rows("近5年来累计投入资金7.3亿元。全市PM2.5平均浓度为29微克/立方米。"))
+    assert found["7.3亿元"]["subject"] == "投入资金"
+    assert found["29微克/立方米"]["subject"] == "PM2.5平均浓度"
+    assert found["29微克/立方米"]["value_base"] == 29

@@ -131,6 +131,8 @@ def _units() -> dict[str, Unit]:
     add("ratio", "倍", "倍")
     # Time spans (not dates).
     add("time", "天", "天")
+    # Concentrations (air quality): a family of their own is not in the guide, so "other".
+    add("other", "微克/立方米", "微克/立方米 μg/m3 μg/m³")
     add("time", "小时", "小时 个小时")
     add("time", "分钟", "分钟")
     add("time", "月", "个月")
