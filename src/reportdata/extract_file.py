@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from reportdata import read as _read
-from reportdata.errors import InputError
 from reportdata.project import slug
 from reportdata.tables import GUIDE_COLUMNS, DocumentInfo, rows_from_bytes
 
@@ -19,18 +18,7 @@ COLUMNS = (*GUIDE_COLUMNS, "sentence", "char_start", "char_end")
 
 def extract_file(path: Path, published: str = "") -> list[dict]:
     """Indicator rows of one report file, columns in the extraction guide's names."""
-    try:
-        if path.is_dir():
-            raise InputError(f"{path} is a folder; give a report file.")
-        if path.stat().st_size > _read.MAX_BYTES:
-            raise InputError(f"{path} is larger than the {_read.size_limit()} limit.")
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError(f"{path} does not exist.") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path} cannot be read (permission denied).") from exc
-    except OSError as exc:
-        raise InputError(f"{path} cannot be read ({exc.strerror or exc}).") from exc
+    data = _read.read_file(path, str(path))
     m = re.match(r"\d{4}", published or "")
     info = DocumentInfo(
         document_id=slug(path.name),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reportdata import __version__
 from reportdata import read as _read
-from reportdata.errors import InputError, PullError
+from reportdata.errors import PullError
 from reportdata.fsutil import atomic_write_bytes, atomic_write_text
 from reportdata.project import Project, Source, safe_relative
 from reportdata.read import read_bytes
@@ -117,16 +117,7 @@ def fetch(project: Project, source: Source) -> tuple[bytes, dict[str, str]]:
     if source.url:
         return _fetch_url(source.url, latest_snapshot(project.raw_dir, source.id))
     path = safe_relative(project.root, source.path, f"Source {source.id!r} path")
-    try:
-        if path.stat().st_size > _read.MAX_BYTES:
-            raise InputError(f"{source.path} is larger than the {_read.size_limit()} limit.")
-        return path.read_bytes(), {}
-    except FileNotFoundError as exc:
-        raise PullError(f"Source {source.id!r}: the file {source.path} does not exist.") from exc
-    except IsADirectoryError as exc:
-        raise PullError(f"Source {source.id!r}: {source.path} is a folder, not a file.") from exc
-    except PermissionError as exc:
-        raise PullError(f"Source {source.id!r}: {source.path} cannot be read.") from exc
+    return _read.read_file(path, f"Source {source.id!r}: the file {source.path}", PullError), {}
 
 
 def store(project: Project, source: Source, data: bytes, meta: dict[str, str]) -> PullResult:

@@ -6,8 +6,9 @@ import codecs
 import io
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from reportdata.errors import InputError
+from reportdata.errors import InputError, ReportdataError
 
 MAX_BYTES = 50 * 1024 * 1024
 _HTML_HINT = re.compile(rb"<(?:!doctype\s+html|html|head|body|meta|div|p|table)[\s>]", re.I)
@@ -314,6 +315,25 @@ def pdf_text(data: bytes) -> str:
     if not text.strip():
         raise InputError("The PDF has no text layer (it looks scanned); there is no text to read.")
     return text
+
+
+def read_file(path: Path, label: str, error: type[ReportdataError] = InputError) -> bytes:
+    """A report file's bytes, with one sentence (as ``error``) for each way reading fails; a
+    file over the size limit is always an InputError (trying again will not help)."""
+    try:
+        if path.is_dir():
+            raise error(f"{label} is a folder, not a file.")
+        if path.stat().st_size > MAX_BYTES:
+            raise InputError(f"{label} is larger than the {size_limit()} limit.")
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise error(f"{label} does not exist.") from exc
+    except PermissionError as exc:
+        raise error(f"{label} cannot be read (permission denied).") from exc
+    except IsADirectoryError as exc:
+        raise error(f"{label} is a folder, not a file.") from exc
+    except OSError as exc:
+        raise error(f"{label} cannot be read ({exc.strerror or exc}).") from exc
 
 
 def read_bytes(data: bytes, hint: str = "") -> ReadResult:
