@@ -248,6 +248,7 @@ def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
     body, sidebars = _repair(lines[body_start:])
 
     sections: list[Section] = [Section("lead", "", paragraphs=list(lines[:body_start]))]
+    boxed: dict[int, list[Section]] = {}  # sidebars, by the section whose sentence they split
     for idx, para in enumerate(body):
         if _is_heading(para):
             sections.append(Section("heading", para.strip()))
@@ -255,15 +256,12 @@ def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
             sections[-1].paragraphs.append(para)
         if idx in sidebars:
             block = sidebars[idx]
-            pending = sections[-1]
             side = Section("sidebar", block[0].strip(), paragraphs=block[1:])
-            pending_sidebars = getattr(pending, "_sidebars", [])
-            pending_sidebars.append(side)
-            pending._sidebars = pending_sidebars  # type: ignore[attr-defined]
+            boxed.setdefault(len(sections) - 1, []).append(side)
     ordered: list[Section] = []
-    for s in sections:
+    for i, s in enumerate(sections):
         ordered.append(s)
-        ordered.extend(getattr(s, "_sidebars", []))
+        ordered.extend(boxed.get(i, []))
     if not ordered[0].paragraphs and len(ordered) > 1:
         ordered = ordered[1:]
 
