@@ -82,14 +82,14 @@ def validate_dataset(root: str, dataset: str, rows: pipeline.Rows):
     )
     pipeline.require_valid(project, dataset, report)
     emit("validate", dataset)
-    return tables
+    return tables, report
 
 
 @task(name="publish-release", cache_policy=NONE)
-def publish_release(root: str, dataset: str, tables) -> dict:
+def publish_release(root: str, dataset: str, tables, report) -> dict:
     """Load DuckDB and publish the version (nothing new when the data are unchanged)."""
     project = load(Path(root))
-    summary = pipeline.release(project, dataset, tables)
+    summary = pipeline.release(project, dataset, tables, report)
     indicators = tables["indicators"]
     create_table_artifact(
         indicators.loc[:, list(FIGURE_COLUMNS)].to_dict(orient="records"),
@@ -132,8 +132,8 @@ def publish_dataset(dataset: str, project_dir: str = "."):
         for source in sources:
             pull_source(root, source.id)
         rows = extract_dataset(root, dataset)
-        tables = validate_dataset(root, dataset, rows)
-        return publish_release(root, dataset, tables)
+        tables, report = validate_dataset(root, dataset, rows)
+        return publish_release(root, dataset, tables, report)
     except ReportdataError as exc:
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc), data=exc)

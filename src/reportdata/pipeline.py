@@ -110,10 +110,11 @@ def dataset_info(project: Project, dataset: str):
     )
 
 
-def release(project: Project, dataset: str, tables) -> ReleaseSummary:
-    """Publish the tables as a version of the dataset (nothing new when unchanged)."""
+def release(project: Project, dataset: str, tables, report=None) -> ReleaseSummary:
+    """Publish the tables as a version of the dataset (nothing new when unchanged);
+    ``report``, the result of :func:`check` on these tables, spares a second check."""
     from reportdata.publish import publish
 
-    result = publish(tables, dataset_info(project, dataset), project.published_dir)
+    result = publish(tables, dataset_info(project, dataset), project.published_dir, report=report)
     counts = {name: len(frame) for name, frame in tables.items()}
     return ReleaseSummary(result.dataset, result.version, result.path, result.new, counts)

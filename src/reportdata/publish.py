@@ -42,7 +42,7 @@ from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import atomic_write_bytes, fsync_dir
 from reportdata.load import load_duckdb
 from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
-from reportdata.validate import check_tables, validate_package
+from reportdata.validate import ValidationReport, check_tables, validate_package
 
 DATAPACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 FINGERPRINT_KEY = "reportdata:fingerprint"
@@ -405,6 +405,7 @@ def publish(
     published_dir: Path,
     *,
     created: str | None = None,
+    report: ValidationReport | None = None,
 ) -> PublishResult:
     """Publish `tables` as a new version of `info.name`, unless they equal the newest version.
 
@@ -415,7 +416,8 @@ def publish(
         raise PublishError(
             f"Dataset name {info.name!r} must be lower-case letters, digits, '-' or '_'."
         )
-    report = check_tables(tables)
+    if report is None:  # the caller's report of these same tables saves a second check
+        report = check_tables(tables)
     if not report.ok:
         raise ValidationFailed(f"Nothing was published: {report.summary()}")
     created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
