@@ -62,11 +62,13 @@ _VERB_STOP = re.compile(
     r"开工|竣工|投产|增长|下降|提高|减少|累计|同比|位居|排名|得到|带动|惠及|帮助|解决|"
     r"参加|完工|上线|入驻|签约|通过|获批|获评|涌现|崛起|落成|开业|运营|吸纳|接待|新增)"
 )
-_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})年")
+# (?<!\d\d\d) after 19|20 checks the character before the year: a pattern that opens with a
+# look-behind loses the regex engine's fast scan for its first character (3 to 4 times slower).
+_YEAR = re.compile(r"((?:19|20)(?<!\d\d\d)\d{2})年")
 _AS_OF = re.compile(
     r"截[至止](?:(?P<year>(?:19|20)\d{2})年)?(?P<month>\d{1,2})月(?:底|末|份|\d{1,2}日)?"
 )
-_YEAR_RANGE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*[-—~至到]\s*((?:19|20)\d{2})年")
+_YEAR_RANGE = re.compile(r"((?:19|20)(?<!\d\d\d)\d{2})\s*[-—~至到]\s*((?:19|20)\d{2})年")
 
 
 _QUOTE_CHARS = re.compile("[" + re.escape("".join(_QUOTES) + "".join(_QUOTES.values())) + "\n]")
