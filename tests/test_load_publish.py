@@ -17,7 +17,6 @@ from reportdata.publish import (
     DatasetInfo,
     format_number,
     latest_version,
-    next_version,
     publish,
     read_package,
 )
@@ -121,12 +120,6 @@ def test_format_number(value: float, text: str) -> None:
     assert format_number(value) == text
 
 
-def test_next_version() -> None:
-    assert next_version(None, rows_only_added=False) == "1.0.0"
-    assert next_version("1.0.0", rows_only_added=True) == "1.1.0"
-    assert next_version("1.1.0", rows_only_added=False) == "1.1.1"
-
-
 # ---------------------------------------------------------------------------- publish
 
 
@@ -136,7 +129,7 @@ def test_publish_writes_a_valid_package(published: Path) -> None:
     assert result.path == published / "demo" / "1.0.0"
     names = sorted(p.name for p in result.path.iterdir())
     data_files = [f"{t}.{ext}" for t in TABLES for ext in ("csv", "json")]
-    assert names == sorted(["datapackage.json", "demo.duckdb", *data_files])
+    assert names == sorted(["datapackage.json", "changes.json", "demo.duckdb", *data_files])
     assert json.loads((published / "demo" / "latest.json").read_text()) == {
         "version": "1.0.0",
         "path": "1.0.0",
@@ -231,6 +224,44 @@ def test_changes_make_new_versions_and_leave_old_ones_alone(published: Path) -> 
     assert read_package(published, "demo", "1.0.0")["version"] == "1.0.0"
     for version in ("1.0.0", "1.1.0", "1.1.1"):
         assert validate_package(published / "demo" / version / "datapackage.json").ok
+
+
+def test_each_version_records_its_changes_and_the_changelog_names_them(published: Path) -> None:
+    publish(sample_tables(), INFO, published, created=CREATED)
+    publish(sample_tables(with_jobs=True), INFO, published, created="2025-02-03T00:00:00Z")
+    first = json.loads((published / "demo" / "1.0.0" / "changes.json").read_text("utf-8"))
+    second = json.loads((published / "demo" / "1.1.0" / "changes.json").read_text("utf-8"))
+    assert (first["bump"], first["previous"]) == ("initial", None)
+    assert (second["bump"], second["previous"]) == ("minor", "1.0.0")
+    added = second["tables"]["indicators"]["added"]
+    assert added and all(row["subject"] for row in added)
+    assert second["tables"]["indicators"]["counts"]["added"] == len(added)
+    changelog = (published / "demo" / "CHANGELOG.md").read_text("utf-8")
+    assert changelog.index("## 1.1.0 — 2025-02-03 (minor)") < changelog.index("## 1.0.0")
+    assert "`jobs-2024`" in changelog.split("## 1.0.0")[0]  # the source behind 1.1.0
+
+
+def test_metadata_only_changes_make_a_patch(published: Path) -> None:
+    publish(sample_tables(), INFO, published, created=CREATED)
+    retitled = DatasetInfo(**{**INFO.__dict__, "title": "Demo county reports, retitled"})
+    result = publish(sample_tables(), retitled, published, created=CREATED)
+    assert (result.version, result.new) == ("1.0.1", True)
+    changes = json.loads((result.path / "changes.json").read_text("utf-8"))
+    assert changes["metadata"] == [{"property": "title", "old": INFO.title, "new": retitled.title}]
+
+
+def test_a_removed_source_makes_a_major_version(published: Path) -> None:
+    publish(sample_tables(with_jobs=True), INFO, published, created=CREATED)
+    result = publish(sample_tables(), INFO, published, created=CREATED)
+    assert result.version == "2.0.0"
+    changes = json.loads((result.path / "changes.json").read_text("utf-8"))
+    assert changes["sources"]["removed"] == ["jobs-2024"]
+
+
+def test_created_follows_source_date_epoch(published: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    result = publish(sample_tables(), INFO, published)
+    assert read_package(published, "demo", result.version)["created"] == "2023-11-14T22:13:20Z"
 
 
 def test_leftover_temporary_folders_are_removed(published: Path) -> None:

@@ -3,13 +3,16 @@
 Layout::
 
     published/<dataset>/latest.json            {"version": "1.1.0", "path": "1.1.0"}
-    published/<dataset>/<version>/datapackage.json
+    published/<dataset>/CHANGELOG.md           every version's changes, newest first
+    published/<dataset>/<version>/datapackage.json, changes.json
     published/<dataset>/<version>/<table>.csv, <table>.json, <dataset>.duckdb
 
 A version folder is written once, in a temporary sibling renamed into place, and never
-rewritten. Its content fingerprint (sha256 over the table CSV and JSON bytes and the schemas)
-is stored in `datapackage.json` under ``reportdata:fingerprint``; publishing tables whose
-fingerprint equals the newest version's writes nothing.
+rewritten. Its number is computed by the Data Package Version rules from what changed since
+the previous version (`reportdata.changes`); tables and metadata equal to the newest
+version's (same fingerprint, stored under ``reportdata:fingerprint``) publish nothing.
+Files derived from the version folders are brought up to date after each version, and the
+latest pointer moves last (`finish_release`).
 
 Cell formatting, the same in CSV and JSON: numbers are written shortest-repr (``4.7``), and
 without ``.0`` when integral (``4800``); booleans ``true``/``false``; a null is an empty CSV
@@ -38,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from reportdata.changes import Changes, PackageState, compare, next_version, render_changelog
 from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import atomic_write_bytes, fsync_dir
 from reportdata.load import load_duckdb
@@ -47,6 +51,8 @@ from reportdata.validate import ValidationReport, check_tables, validate_package
 DATAPACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 FINGERPRINT_KEY = "reportdata:fingerprint"
 LATEST = "latest.json"
+CHANGES = "changes.json"
+CHANGELOG = "CHANGELOG.md"
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _EXACT_INT = 2**53
@@ -150,44 +156,20 @@ def _schema_bytes(name: str) -> bytes:
     return json.dumps(load_schema(name), ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-def fingerprint(rendered: Mapping[str, tuple[bytes, bytes]]) -> str:
-    """sha256 over each table's name, schema, CSV and JSON bytes, in table order."""
+def fingerprint(rendered: Mapping[str, tuple[bytes, bytes]], metadata: Mapping[str, Any]) -> str:
+    """sha256 over the package metadata and each table's name, schema, CSV and JSON bytes."""
     digest = hashlib.sha256()
+    meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    parts = [meta]
     for name in TABLES:
-        for part in (name.encode("utf-8"), _schema_bytes(name), *rendered[name]):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
+        parts += [name.encode("utf-8"), _schema_bytes(name), *rendered[name]]
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
     return "sha256:" + digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- versions
-
-
-def next_version(previous: str | None, rows_only_added: bool) -> str:
-    """The version after `previous`: 1.0.0 first, MINOR when rows were only added, else PATCH."""
-    if previous is None:
-        return "1.0.0"
-    major, minor, patch = (int(p) for p in previous.split("."))
-    return f"{major}.{minor + 1}.0" if rows_only_added else f"{major}.{minor}.{patch + 1}"
-
-
-def _rows_only_added(old_dir: Path, new_rows: Mapping[str, list[dict[str, Any]]]) -> bool:
-    """True when the schemas are unchanged and every old row is still there, unchanged."""
-    try:
-        package = json.loads((old_dir / "datapackage.json").read_text(encoding="utf-8"))
-        old_schemas = {r["name"]: r.get("schema") for r in package.get("resources", [])}
-        grew = False
-        for name in TABLES:
-            if old_schemas.get(name) != _inline_schema(name):
-                return False
-            old = json.loads((old_dir / f"{name}.json").read_text(encoding="utf-8"))
-            new = {json.dumps(r, ensure_ascii=False, sort_keys=True) for r in new_rows[name]}
-            if any(json.dumps(r, ensure_ascii=False, sort_keys=True) not in new for r in old):
-                return False
-            grew = grew or len(new_rows[name]) > len(old)
-        return grew
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _version_key(version: str) -> tuple[int, int, int]:
@@ -276,31 +258,46 @@ def _contributors(items: list[dict[str, str]]) -> list[dict[str, Any]]:
     return out
 
 
+def _metadata(info: DatasetInfo) -> dict[str, Any]:
+    """The package-level properties of the descriptor, without version and created."""
+    metadata: dict[str, Any] = {
+        "$schema": DATAPACKAGE_PROFILE,
+        "name": info.name,
+        "title": info.title,
+        "description": info.description,
+        "licenses": info.licenses,
+        "sources": info.sources,
+        "contributors": _contributors(info.contributors),
+    }
+    return {k: v for k, v in metadata.items() if v not in ("", [], None)}
+
+
+def _table_resource(name: str, csv_bytes: bytes) -> dict[str, Any]:
+    schema = load_schema(name)
+    return {
+        "name": name,
+        "type": "table",
+        "path": f"{name}.csv",
+        "title": schema.get("title", name),
+        "description": schema.get("description", ""),
+        "format": "csv",
+        "mediatype": "text/csv",
+        "encoding": "utf-8",
+        **_file_facts(csv_bytes),
+        "schema": _inline_schema(name),
+    }
+
+
 def _descriptor(
-    info: DatasetInfo,
+    metadata: Mapping[str, Any],
     version: str,
     created: str,
     rendered: Mapping[str, tuple[bytes, bytes]],
     duckdb_path: Path,
     fp: str,
+    changes: bytes,
 ) -> dict[str, Any]:
-    resources: list[dict[str, Any]] = []
-    for name in TABLES:
-        schema = load_schema(name)
-        resources.append(
-            {
-                "name": name,
-                "type": "table",
-                "path": f"{name}.csv",
-                "title": schema.get("title", name),
-                "description": schema.get("description", ""),
-                "format": "csv",
-                "mediatype": "text/csv",
-                "encoding": "utf-8",
-                **_file_facts(rendered[name][0]),
-                "schema": _inline_schema(name),
-            }
-        )
+    resources = [_table_resource(name, rendered[name][0]) for name in TABLES]
     for name in TABLES:
         resources.append(
             {
@@ -317,27 +314,40 @@ def _descriptor(
         {
             "name": "duckdb",
             "path": duckdb_path.name,
-            "description": "All tables in one DuckDB database, with column comments.",
+            "description": "All tables of this version in one DuckDB database, with comments.",
             "format": "duckdb",
             "mediatype": "application/x-duckdb",
             "bytes": duckdb_path.stat().st_size,
             "hash": _sha256_file(duckdb_path),
         }
     )
-    descriptor: dict[str, Any] = {
-        "$schema": DATAPACKAGE_PROFILE,
-        "name": info.name,
-        "title": info.title,
-        "description": info.description,
+    resources.append(
+        {
+            "name": "changes",
+            "path": CHANGES,
+            "description": "What changed since the previous version: rows, schema, metadata.",
+            "format": "json",
+            "mediatype": "application/json",
+            "encoding": "utf-8",
+            **_file_facts(changes),
+        }
+    )
+    head = {k: metadata[k] for k in ("$schema", "name", "title", "description") if k in metadata}
+    rest = {k: v for k, v in metadata.items() if k not in head}
+    return {
+        **head,
         "version": version,
         "created": created,
-        "licenses": info.licenses,
-        "sources": info.sources,
-        "contributors": _contributors(info.contributors),
+        **rest,
         "resources": resources,
         FINGERPRINT_KEY: fp,
     }
-    return {k: v for k, v in descriptor.items() if v not in ("", [], None)}
+
+
+def _state(metadata: Mapping[str, Any], rows: Mapping[str, list[dict[str, Any]]]) -> PackageState:
+    """The comparable state of tables about to be published (see `reportdata.changes`)."""
+    resources = [_table_resource(name, b"") for name in TABLES]
+    return PackageState.from_descriptor({**metadata, "resources": resources}, dict(rows))
 
 
 # ---------------------------------------------------------------------------- writing
@@ -350,6 +360,10 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def _json_bytes(value: Any, indent: int | None = None) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, indent=indent) + "\n").encode("utf-8")
+
+
 def _write_latest(dataset_dir: Path, version: str) -> None:
     pointer = {"version": version, "path": version}
     data = (json.dumps(pointer, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
@@ -358,12 +372,13 @@ def _write_latest(dataset_dir: Path, version: str) -> None:
 
 def _write_version(
     dataset_dir: Path,
-    info: DatasetInfo,
+    metadata: Mapping[str, Any],
     version: str,
     created: str,
     frames: Mapping[str, pd.DataFrame],
     rendered: Mapping[str, tuple[bytes, bytes]],
     fp: str,
+    changes: Mapping[str, Any],
 ) -> Path:
     """Write a complete version into a temporary folder, then rename it into place."""
     target = dataset_dir / version
@@ -376,10 +391,13 @@ def _write_version(
             csv_bytes, json_bytes = rendered[name]
             _write_synced(tmp / f"{name}.csv", csv_bytes)
             _write_synced(tmp / f"{name}.json", json_bytes)
-        duckdb_path = load_duckdb(frames, tmp / f"{info.name}.duckdb")
-        descriptor = _descriptor(info, version, created, rendered, duckdb_path, fp)
-        text = json.dumps(descriptor, ensure_ascii=False, indent=2) + "\n"
-        _write_synced(tmp / "datapackage.json", text.encode("utf-8"))
+        duckdb_path = load_duckdb(frames, tmp / f"{metadata['name']}.duckdb")
+        changes_bytes = _json_bytes(changes)
+        _write_synced(tmp / CHANGES, changes_bytes)
+        descriptor = _descriptor(
+            metadata, version, created, rendered, duckdb_path, fp, changes_bytes
+        )
+        _write_synced(tmp / "datapackage.json", _json_bytes(descriptor, indent=2))
         written = validate_package(tmp / "datapackage.json")
         if not written.ok:
             raise ValidationFailed(
@@ -397,6 +415,13 @@ def _write_version(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _now() -> str:
+    """Now in UTC, or the moment SOURCE_DATE_EPOCH names (for reproducible builds)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def publish(
@@ -420,7 +445,7 @@ def publish(
         report = check_tables(tables)
     if not report.ok:
         raise ValidationFailed(f"Nothing was published: {report.summary()}")
-    created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = created or _now()
     dataset_dir = Path(published_dir) / info.name
     try:
         dataset_dir.mkdir(parents=True, exist_ok=True)
@@ -447,21 +472,78 @@ def _publish_locked(
     frames = {name: _by_key(name, tables[name]) for name in TABLES}
     rows = {name: table_rows(name, frames[name]) for name in TABLES}
     rendered = {name: (render_csv(name, rows[name]), render_json(rows[name])) for name in TABLES}
-    fp = fingerprint(rendered)
+    metadata = _metadata(info)
+    fp = fingerprint(rendered, metadata)
 
     versions = _versions(dataset_dir)
     previous = versions[-1] if versions else None
+    old_state = None
     if previous is not None:
-        old = read_package(published_dir, info.name, previous)
-        if old.get(FINGERPRINT_KEY) == fp:
-            if _read_latest(dataset_dir) != previous:  # repair after a crash before latest.json
-                _write_latest(dataset_dir, previous)
-            return PublishResult(info.name, previous, dataset_dir / previous, new=False)
-    added = previous is not None and _rows_only_added(dataset_dir / previous, rows)
-    version = next_version(previous, added)
-    target = _write_version(dataset_dir, info, version, created, frames, rendered, fp)
-    try:
-        _write_latest(dataset_dir, version)
-    except OSError as exc:
-        raise PublishError(f"Could not write {dataset_dir / LATEST}: {exc}.") from exc
+        if read_package(published_dir, info.name, previous).get(FINGERPRINT_KEY) == fp:
+            return _unchanged(published_dir, info, previous)
+        old_state = PackageState.from_folder(dataset_dir / previous)
+    found = compare(old_state, _state(metadata, rows))
+    if found is None:  # same data and metadata, written differently (an older release)
+        return _unchanged(published_dir, info, previous)
+    version = next_version(previous, found.bump or "patch")
+    changes = found.to_json(dataset=info.name, version=version, previous=previous, created=created)
+    target = _write_version(dataset_dir, metadata, version, created, frames, rendered, fp, changes)
+    finish_release(published_dir, info.name, info.title, version)
     return PublishResult(info.name, version, target, new=True)
+
+
+def _unchanged(published_dir: Path, info: DatasetInfo, version: str) -> PublishResult:
+    """Nothing new to publish: complete what a crashed run may have left undone."""
+    finish_release(published_dir, info.name, info.title, version)
+    return PublishResult(info.name, version, published_dir / info.name / version, new=False)
+
+
+# ---------------------------------------------------------------------------- after a version
+
+
+def _changes_of(dataset_dir: Path, versions: list[str]) -> list[dict[str, Any]]:
+    """Each version's changes.json; computed from the folders for versions written without."""
+    entries = []
+    for i, version in enumerate(versions):
+        path = dataset_dir / version / CHANGES
+        try:
+            entries.append(json.loads(path.read_text(encoding="utf-8")))
+            continue
+        except (OSError, ValueError):
+            pass
+        new = PackageState.from_folder(dataset_dir / version)
+        old = PackageState.from_folder(dataset_dir / versions[i - 1]) if i else None
+        found = compare(old, new) or Changes("patch")
+        previous = versions[i - 1] if i else None
+        created = new.metadata.get("created")
+        entries.append(
+            found.to_json(
+                dataset=dataset_dir.name, version=version, previous=previous, created=created
+            )
+        )
+    return entries
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == data:
+            return
+    atomic_write_bytes(path, data)
+
+
+def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -> None:
+    """Bring what derives from the version folders up to date, then move the latest pointer.
+
+    In order: the dataset's CHANGELOG.md, then latest.json (the pointer of record, moved
+    last of the dataset's files). Each step is atomic and idempotent, so a run after a crash
+    completes what the crashed run left undone.
+    """
+    dataset_dir = Path(published_dir) / dataset
+    try:
+        versions = _versions(dataset_dir)
+        changelog = render_changelog(title, _changes_of(dataset_dir, versions))
+        _write_if_changed(dataset_dir / CHANGELOG, changelog.encode("utf-8"))
+        if _read_latest(dataset_dir) != latest:
+            _write_latest(dataset_dir, latest)
+    except OSError as exc:
+        raise PublishError(f"Could not finish release {latest} in {dataset_dir}: {exc}.") from exc
