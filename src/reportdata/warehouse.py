@@ -1,0 +1,537 @@
+"""The dataset warehouse: one DuckDB file holding every published version of a dataset.
+
+``published/<dataset>/<dataset>.duckdb`` sits at a stable path and is rebuilt from the version
+folders after each release. It holds:
+
+- one table a schema table (``documents``, ``sections``, ``indicators``) with the schema's
+  columns and types after a leading ``version`` column, keyed by (version, the table's key);
+- ``versions``: one row a version (created, bump, previous, is_latest, major/minor/patch);
+- ``changes``: one row an added or removed row, or a changed field, from each ``changes.json``;
+- views ``latest_<table>``: the latest version's rows, without the version column.
+
+Rows are read from each version's JSON files, which keep what CSV cannot tell apart (an empty
+string from a null) and round-trip every number. Each version is read with the types of its own
+inline schema and cast to today's, so versions published under an older schema still load; a
+column the older schema lacks is null there. The file is written to a temporary sibling and
+renamed into place: a reader holding the old file open keeps reading it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from reportdata.errors import PublishError
+from reportdata.fsutil import fsync_dir
+from reportdata.publish import format_number, latest_version
+from reportdata.schema import TABLES, fields, load_schema, primary_key, quote_ident, quote_literal
+
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN"}
+_JSON_OBJECT_MIN = 16 * 1024 * 1024  # DuckDB's default maximum_object_size
+_CHANGE_KINDS = ("added", "removed", "changed")
+
+# (name, type, NOT NULL, description) of the tables the warehouse adds to the schema tables.
+_VERSIONS_COLUMNS = (
+    ("version", "VARCHAR", True, "Version number, like 1.2.0."),
+    ("created", "VARCHAR", False, "When the version was published (ISO 8601, UTC)."),
+    ("bump", "VARCHAR", True, "initial, major, minor (rows only added) or patch."),
+    ("previous", "VARCHAR", False, "The version before this one; null for the first."),
+    ("is_latest", "BOOLEAN", True, "True for the version latest.json points to."),
+    ("major", "INTEGER", True, "Major part of the version number, for sorting."),
+    ("minor", "INTEGER", True, "Minor part of the version number, for sorting."),
+    ("patch", "INTEGER", True, "Patch part of the version number, for sorting."),
+)
+_CHANGES_COLUMNS = (
+    ("version", "VARCHAR", True, "The version that made the change."),
+    ("previous", "VARCHAR", False, "The version it was made against; null for the first."),
+    ("resource", "VARCHAR", True, "Table changed: documents, sections or indicators."),
+    ("change", "VARCHAR", True, "added, removed (a whole row) or changed (one field)."),
+    ("key", "VARCHAR", True, "The row's primary key as a JSON object."),
+    ("document_id", "VARCHAR", False, "The report the row belongs to."),
+    ("field", "VARCHAR", False, "The changed column; null for added and removed rows."),
+    ("old_value", "VARCHAR", False, "The column's value before, as text; null when none."),
+    ("new_value", "VARCHAR", False, "The column's value after, as text; null when none."),
+)
+_VERSION_COMMENT = "Published version the row belongs to (see the versions table)."
+
+README_QUERIES: list[tuple[str, str]] = [
+    (
+        "Which are the largest money figures in the latest version, and in which section?",
+        """\
+SELECT i.subject, i.quantity_text, i.value_base, i.unit_base, s.heading
+FROM latest_indicators AS i
+JOIN latest_sections AS s USING (section_id)
+WHERE i.unit_family = 'money'
+ORDER BY i.value_base DESC, i.indicator_id
+LIMIT 10;""",
+    ),
+    (
+        "Which figures were added, removed or changed by the latest version? "
+        "(Put two version numbers in `pair` to compare any two.)",
+        """\
+WITH pair AS (
+  SELECT previous AS old_version, version AS new_version FROM versions WHERE is_latest
+),
+prev AS (
+  SELECT i.* EXCLUDE (version) FROM indicators AS i JOIN pair ON i.version = pair.old_version
+),
+curr AS (
+  SELECT i.* EXCLUDE (version) FROM indicators AS i JOIN pair ON i.version = pair.new_version
+)
+SELECT
+  CASE WHEN prev.indicator_id IS NULL THEN 'added'
+       WHEN curr.indicator_id IS NULL THEN 'removed'
+       ELSE 'changed' END AS change,
+  coalesce(curr.indicator_id, prev.indicator_id) AS indicator_id,
+  coalesce(curr.subject, prev.subject) AS subject,
+  prev.quantity_text AS old_quantity_text, curr.quantity_text AS new_quantity_text,
+  prev.value_base AS old_value_base, curr.value_base AS new_value_base,
+  coalesce(curr.unit_base, prev.unit_base) AS unit_base
+FROM prev FULL OUTER JOIN curr ON prev.indicator_id = curr.indicator_id
+WHERE prev IS DISTINCT FROM curr
+ORDER BY change, indicator_id;""",
+    ),
+    (
+        "How many figures does each section of the latest version hold, and how much money "
+        "do its actual money levels add up to (in yuan)?",
+        """\
+SELECT s.document_id, s.ordinal, s.heading,
+       count(i.indicator_id) AS figures,
+       count(i.indicator_id) FILTER (WHERE i.unit_family = 'money') AS money_figures,
+       sum(i.value_base) FILTER (
+         WHERE i.unit_family = 'money' AND i.unit_base = '元'
+           AND i.measure = 'level' AND i.status = 'actual'
+       ) AS money_yuan
+FROM latest_sections AS s
+LEFT JOIN latest_indicators AS i USING (section_id)
+GROUP BY s.document_id, s.ordinal, s.heading
+ORDER BY s.document_id, s.ordinal;""",
+    ),
+]
+"""(question, SQL) pairs answered by the warehouse, for the README."""
+
+
+@dataclass(frozen=True)
+class _Version:
+    """A complete version folder with its descriptor and its changes.json, if any."""
+
+    version: str
+    folder: Path
+    package: dict[str, Any]
+    changes: dict[str, Any] | None
+
+    @property
+    def parts(self) -> tuple[int, int, int]:
+        major, minor, patch = (int(p) for p in self.version.split("."))
+        return major, minor, patch
+
+    def schema_fields(self, table: str) -> dict[str, dict[str, Any]] | None:
+        """The fields of `table` in this version's inline schema, by name; None if absent."""
+        for resource in self.package.get("resources", []):
+            if isinstance(resource, dict) and resource.get("name") == table:
+                schema = resource.get("schema")
+                if isinstance(schema, dict) and isinstance(schema.get("fields"), list):
+                    return {f["name"]: f for f in schema["fields"]}
+        return None
+
+
+def warehouse_path(dataset_dir: Path, dataset: str) -> Path:
+    """Where the warehouse of `dataset` lives: ``<dataset_dir>/<dataset>.duckdb``."""
+    return Path(dataset_dir) / f"{dataset}.duckdb"
+
+
+def build_warehouse(dataset_dir: Path, dataset: str, latest: str | None = None) -> Path:
+    """(Re)build the DuckDB warehouse of every complete version in `dataset_dir`; return its path.
+
+    `latest` names the version the ``latest_`` views show (default: the one latest.json
+    names); a publisher passes the version it is about to point latest.json to. The file is
+    replaced atomically. Raises `PublishError` when the dataset has no complete version or a
+    version's files cannot be read or loaded.
+    """
+    dataset_dir = Path(dataset_dir)
+    target = warehouse_path(dataset_dir, dataset)
+    if not dataset_dir.is_dir():
+        raise PublishError(f"Dataset folder {dataset_dir} does not exist.")
+    with _build_lock(target):
+        _remove_leftovers(target)
+        versions = _read_versions(dataset_dir)
+        if not versions:
+            raise PublishError(f"Dataset {dataset!r} has no published version in {dataset_dir}.")
+        if latest is None or latest not in {v.version for v in versions}:
+            latest = _latest(dataset_dir, versions)
+        _write_atomically(target, versions, latest)
+    return target
+
+
+# ---------------------------------------------------------------------------- files
+
+
+@contextlib.contextmanager
+def _build_lock(target: Path) -> Iterator[None]:
+    """One build of a warehouse at a time, so cleaning leftovers never removes a live build."""
+    lock_path = target.with_name(f".{target.name}.lock")
+    try:
+        lock = open(lock_path, "a+b")  # noqa: SIM115 - held while building
+    except OSError as exc:
+        raise PublishError(f"Cannot write to {target.parent}: {exc.strerror or exc}.") from exc
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Delete temporary files (and their .wal) left by builds that crashed."""
+    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            leftover.unlink()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(target: Path, versions: list[_Version], latest: str) -> None:
+    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    wal = tmp.with_name(tmp.name + ".wal")
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            con.begin()  # one transaction: a commit per statement would sync each one
+            _fill(con, versions, latest)
+            con.commit()
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    except duckdb.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PublishError(
+            f"Could not build the warehouse {target}: {reason.rstrip('.')}."
+        ) from exc
+    except OSError as exc:
+        raise PublishError(f"Could not write the warehouse {target}: {exc}.") from exc
+    finally:
+        for leftover in (tmp, wal):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PublishError(f"Cannot read {path}: {exc}.") from exc
+
+
+def _read_versions(dataset_dir: Path) -> list[_Version]:
+    """Complete version folders (N.N.N holding datapackage.json), oldest first."""
+    out = []
+    for folder in dataset_dir.iterdir():
+        if not (_VERSION_RE.fullmatch(folder.name) and (folder / "datapackage.json").is_file()):
+            continue
+        package = _read_json(folder / "datapackage.json")
+        changes_path = folder / "changes.json"
+        changes = _read_json(changes_path) if changes_path.is_file() else None
+        if not isinstance(package, dict) or not isinstance(changes, dict | None):
+            raise PublishError(f"The descriptors of version {folder.name} are not JSON objects.")
+        out.append(_Version(folder.name, folder, package, changes))
+    return sorted(out, key=lambda v: v.parts)
+
+
+def _latest(dataset_dir: Path, versions: list[_Version]) -> str:
+    """The version latest.json names when it is one of `versions`, else the newest."""
+    names = [v.version for v in versions]
+    pointed = latest_version(dataset_dir.parent, dataset_dir.name)
+    return pointed if pointed in names else names[-1]
+
+
+# ---------------------------------------------------------------------------- SQL
+
+
+def _column_type(field: dict[str, Any]) -> str:
+    """DuckDB type of a Table Schema field; types this project does not write read as text."""
+    return _TYPES.get(field.get("type", "string"), "VARCHAR")
+
+
+def _create_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: list[tuple[str, str, bool]],
+    key: list[str],
+    comments: dict[str, str],
+    table_comment: str | None,
+) -> None:
+    """CREATE TABLE with (name, type, not null) columns, a primary key and comments."""
+    lines = [f"{quote_ident(n)} {t}{' NOT NULL' if nn else ''}" for n, t, nn in columns]
+    if key:
+        lines.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
+    con.execute(f"CREATE TABLE {quote_ident(table)} (\n  " + ",\n  ".join(lines) + "\n)")
+    if table_comment:
+        con.execute(f"COMMENT ON TABLE {quote_ident(table)} IS {quote_literal(table_comment)}")
+    for name, text in comments.items():
+        con.execute(
+            f"COMMENT ON COLUMN {quote_ident(table)}.{quote_ident(name)} IS {quote_literal(text)}"
+        )
+
+
+def _create_data_table(
+    con: duckdb.DuckDBPyConnection, table: str, versions: list[_Version]
+) -> None:
+    """A schema table with a leading version column; NOT NULL where every version requires it."""
+    key = primary_key(table)
+    columns = [("version", "VARCHAR", True)]
+    comments = {"version": _VERSION_COMMENT}
+    for field in fields(table):
+        name = field["name"]
+        required = _is_required(field, key)
+        for version in versions:
+            version_fields = version.schema_fields(table)
+            if version_fields is None:  # the version has no such table: it adds no rows
+                continue
+            old = version_fields.get(name)
+            if name in key and old is None:
+                raise PublishError(
+                    f"Version {version.version} has no key column {name!r} in table {table}."
+                )
+            required = required and old is not None and _is_required(old, key)
+        columns.append((name, _column_type(field), required))
+        if field.get("description"):
+            comments[name] = field["description"]
+    schema = load_schema(table)
+    described = schema.get("description") or schema.get("title") or table
+    table_comment = f"{described} Every published version; `version` says which."
+    _create_table(con, table, columns, ["version", *key], comments, table_comment)
+
+
+def _is_required(field: dict[str, Any], key: list[str]) -> bool:
+    """A field's values can never be null: it is required or part of the key."""
+    return bool(field.get("constraints", {}).get("required")) or field.get("name") in key
+
+
+def _load_data_table(con: duckdb.DuckDBPyConnection, table: str, version: _Version) -> None:
+    """Insert one version's rows of `table` from its JSON file, in one statement."""
+    old_fields = version.schema_fields(table)
+    if old_fields is None:
+        return
+    path = version.folder / f"{table}.json"
+    if not path.is_file():
+        raise PublishError(f"Version {version.version} has no {path.name}.")
+    struct = ", ".join(
+        f"{quote_literal(name)}: {quote_literal(_column_type(f))}" for name, f in old_fields.items()
+    )
+    names = [f["name"] for f in fields(table)]
+    selects = []
+    for field in fields(table):
+        name = field["name"]
+        if name not in old_fields:
+            selects.append(f"CAST(NULL AS {_column_type(field)})")
+        else:
+            selects.append(f"CAST({quote_ident(name)} AS {_column_type(field)})")
+    max_object = max(_JSON_OBJECT_MIN, path.stat().st_size + 1)
+    source = (
+        f"read_json({quote_literal(str(path))}, format = 'array', columns = {{{struct}}}, "
+        f"maximum_object_size = {max_object})"
+    )
+    columns = ", ".join(quote_ident(n) for n in ["version", *names])
+    con.execute(
+        f"INSERT INTO {quote_ident(table)} ({columns}) "
+        f"SELECT {quote_literal(version.version)}, {', '.join(selects)} FROM {source}"
+    )
+
+
+def _create_latest_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """View ``latest_<table>``: the rows of the version marked latest, without `version`."""
+    view = quote_ident(f"latest_{table}")
+    columns = ", ".join(quote_ident(f["name"]) for f in fields(table))
+    version, versions, is_latest = (quote_ident(n) for n in ("version", "versions", "is_latest"))
+    con.execute(
+        f"CREATE VIEW {view} AS SELECT {columns} FROM {quote_ident(table)} "
+        f"WHERE {version} = (SELECT {version} FROM {versions} WHERE {is_latest})"
+    )
+    con.execute(
+        f"COMMENT ON VIEW {view} IS "
+        + quote_literal(f"The rows of {table} in the latest version, without the version column.")
+    )
+
+
+def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Insert a DataFrame whose columns are named as the table's, in one statement."""
+    if frame.empty:
+        return
+    view = f"_warehouse_src_{table}"
+    con.register(view, frame)
+    columns = ", ".join(quote_ident(c) for c in frame.columns)
+    con.execute(
+        f"INSERT INTO {quote_ident(table)} ({columns}) SELECT {columns} FROM {quote_ident(view)}"
+    )
+    con.unregister(view)
+
+
+def _create_side_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    spec: tuple[tuple[str, str, bool, str], ...],
+    key: list[str],
+    comment: str,
+) -> None:
+    """A table the warehouse adds (versions, changes) from (name, type, not null, comment)."""
+    columns = [(name, ctype, nn) for name, ctype, nn, _ in spec]
+    comments = {name: text for name, _, _, text in spec}
+    _create_table(con, table, columns, key, comments, comment)
+
+
+def _fill(con: duckdb.DuckDBPyConnection, versions: list[_Version], latest: str) -> None:
+    for table in TABLES:
+        _create_data_table(con, table, versions)
+        for version in versions:
+            _load_data_table(con, table, version)
+    _create_side_table(
+        con, "versions", _VERSIONS_COLUMNS, ["version"], "One row a published version."
+    )
+    previous = _previous_versions(versions)
+    _insert_frame(con, "versions", _versions_frame(versions, previous, latest))
+    _create_side_table(
+        con,
+        "changes",
+        _CHANGES_COLUMNS,
+        [],
+        "What each version changed, row by row and field by field, from its changes.json.",
+    )
+    _insert_frame(con, "changes", _changes_frame(versions, previous))
+    for table in TABLES:
+        _create_latest_view(con, table)
+
+
+# ---------------------------------------------------------------------------- side tables
+
+
+def _bump(version: tuple[int, int, int], previous: tuple[int, int, int] | None) -> str:
+    """The bump a version number tells when changes.json does not say."""
+    if previous is None:
+        return "initial"
+    if version[0] != previous[0]:
+        return "major"
+    return "minor" if version[1] != previous[1] else "patch"
+
+
+def _previous_versions(versions: list[_Version]) -> dict[str, str | None]:
+    """Each version's previous one: from its changes.json, else the folder before it."""
+    out: dict[str, str | None] = {}
+    for i, version in enumerate(versions):
+        if version.changes is not None and "previous" in version.changes:
+            previous = version.changes["previous"]
+            out[version.version] = None if previous is None else str(previous)
+        else:
+            out[version.version] = versions[i - 1].version if i else None
+    return out
+
+
+def _versions_frame(
+    versions: list[_Version], previous: dict[str, str | None], latest: str
+) -> pd.DataFrame:
+    rows = []
+    for i, version in enumerate(versions):
+        before = versions[i - 1] if i else None
+        changes = version.changes or {}
+        bump = changes.get("bump") or _bump(version.parts, before.parts if before else None)
+        created = version.package.get("created")
+        major, minor, patch = version.parts
+        rows.append(
+            {
+                "version": version.version,
+                "created": None if created is None else str(created),
+                "bump": str(bump),
+                "previous": previous[version.version],
+                "is_latest": version.version == latest,
+                "major": major,
+                "minor": minor,
+                "patch": patch,
+            }
+        )
+    return pd.DataFrame.from_records(rows, columns=[c[0] for c in _VERSIONS_COLUMNS])
+
+
+def _text(value: Any) -> str | None:
+    """A cell as text, the way the CSV files write it; lists and objects as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format_number(value) if math.isfinite(value) else repr(value)
+    if isinstance(value, int | str):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json_key(key: dict[str, Any]) -> str:
+    return json.dumps(key, ensure_ascii=False)
+
+
+def _change_rows(
+    version: str, previous: str | None, resource: str, entry: dict[str, Any]
+) -> Iterator[tuple]:
+    """The changes table rows of one resource of one changes.json (short rows end in nulls)."""
+    if "key" in entry:
+        key_names = list(entry["key"] or [])
+    else:
+        key_names = primary_key(resource) if resource in TABLES else []
+    for kind in ("added", "removed"):
+        for row in entry.get(kind) or []:
+            # rows matched without a key (key []) are told apart by their whole content
+            key = _json_key({k: row.get(k) for k in key_names} if key_names else row)
+            yield (version, previous, resource, kind, key, _text(row.get("document_id")))
+    for item in entry.get("changed") or []:
+        key = item.get("key") or {}
+        document_id = item.get("document_id", key.get("document_id"))
+        for name, values in (item.get("fields") or {}).items():
+            yield (
+                version,
+                previous,
+                resource,
+                "changed",
+                _json_key(key),
+                _text(document_id),
+                name,
+                _text(values.get("old")),
+                _text(values.get("new")),
+            )
+
+
+def _changes_frame(versions: list[_Version], previous: dict[str, str | None]) -> pd.DataFrame:
+    names = [c[0] for c in _CHANGES_COLUMNS]
+    rows: list[tuple] = []
+    for version in versions:
+        tables = (version.changes or {}).get("tables") or {}
+        if not isinstance(tables, dict):
+            raise PublishError(f"The changes.json of version {version.version} is malformed.")
+        for resource, entry in tables.items():
+            try:
+                rows.extend(
+                    _change_rows(version.version, previous[version.version], resource, entry)
+                )
+            except (AttributeError, TypeError) as exc:
+                raise PublishError(
+                    f"The changes.json of version {version.version} is malformed: {exc}."
+                ) from exc
+    padded = [row + (None,) * (len(names) - len(row)) for row in rows]
+    return pd.DataFrame.from_records(padded, columns=names)

@@ -1,0 +1,481 @@
+"""The dataset warehouse: every published version in one DuckDB file at a stable path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from reportdata.errors import PublishError
+from reportdata.publish import DatasetInfo, publish, table_rows
+from reportdata.schema import TABLES, fields, primary_key, to_frame
+from reportdata.warehouse import README_QUERIES, build_warehouse, warehouse_path
+
+INFO = DatasetInfo(name="demo", title="Demo county reports", description="Made-up figures.")
+TOURISM = (
+    "一、旅游\n全年接待游客120万人次，旅游总收入4.7亿元。\n二、投资\n固定资产投资35亿元，增长5%。"
+)
+CORRECTED = TOURISM.replace("4.7亿元", "4.9亿元")
+REVENUE_ID = f"demo-2024-{TOURISM.index('4.7亿元')}"
+JOBS = "一、就业\n城镇新增就业4800人，发放创业担保贷款1.2亿元。"
+UNITS = {  # unit: (factor, unit_base, family)
+    "万人次": (1e4, "人次", "people"),
+    "亿元": (1e8, "元", "money"),
+    "人": (1, "人", "people"),
+    "%": (1, "%", "percent"),
+}
+
+
+def _document(doc_id: str, text: str, year: int | None) -> dict[str, Any]:
+    return {
+        "document_id": doc_id, "dataset": "demo", "title": "某县政府工作报告", "subtitle": "",
+        "publisher": "某县人民政府", "reporter": "", "photographer": "", "area": "某县",
+        "report_year": year, "licence": "CC-BY-4.0", "origin": f"raw/{doc_id}.txt",
+        "raw_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "format": "text",
+        "encoding": "utf-8", "script": "simplified", "text": text,
+    }  # fmt: skip
+
+
+def _sections(doc_id: str, text: str) -> list[dict[str, Any]]:
+    """One section a heading line ("一、…"), each running to the next heading."""
+    lines = text.split("\n")
+    starts = [text.index(line) for line in lines if "、" in line[:2]]
+    ends = [*starts[1:], len(text)]
+    return [
+        {"section_id": f"{doc_id}-s{i}", "document_id": doc_id, "ordinal": i, "kind": "heading",
+         "heading": text[start:].split("\n")[0], "plan": False, "char_start": start,
+         "char_end": end}
+        for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+    ]  # fmt: skip
+
+
+def _indicator(doc_id: str, text: str, quantity: str, subject: str, value: float, unit: str):
+    start = text.index(quantity)
+    section = sum(1 for s in _sections(doc_id, text) if s["char_start"] <= start) - 1
+    factor, unit_base, family = UNITS[unit]
+    sentence = next(line for line in text.split("\n") if quantity in line)
+    return {
+        "indicator_id": f"{doc_id}-{start}", "document_id": doc_id,
+        "section_id": f"{doc_id}-s{section}", "subject": subject, "value": value, "unit": unit,
+        "value_base": value * factor, "unit_base": unit_base, "unit_family": family,
+        "qualifier": "exact", "status": "actual", "measure": "change" if unit == "%" else "level",
+        "period": "2024", "quantity_text": quantity, "sentence": sentence, "char_start": start,
+        "char_end": start + len(quantity),
+    }  # fmt: skip
+
+
+def rows_v1() -> dict[str, list[dict[str, Any]]]:
+    """One report: tourism and investment."""
+    doc = "demo-2024"
+    return {
+        "documents": [_document(doc, TOURISM, 2024)],
+        "sections": _sections(doc, TOURISM),
+        "indicators": [
+            _indicator(doc, TOURISM, "120万人次", "接待游客", 120, "万人次"),
+            _indicator(doc, TOURISM, "4.7亿元", "旅游总收入", 4.7, "亿元"),
+            _indicator(doc, TOURISM, "35亿元", "固定资产投资", 35, "亿元"),
+            _indicator(doc, TOURISM, "5%", "固定资产投资增长", 5, "%"),
+        ],
+    }
+
+
+def rows_v2() -> dict[str, list[dict[str, Any]]]:
+    """The tourism revenue corrected to 4.9亿元, and a second report (year unknown) added."""
+    doc, jobs = "demo-2024", "jobs-2024"
+    return {
+        "documents": [_document(doc, CORRECTED, 2024), _document(jobs, JOBS, None)],
+        "sections": _sections(doc, CORRECTED) + _sections(jobs, JOBS),
+        "indicators": [
+            _indicator(doc, CORRECTED, "120万人次", "接待游客", 120, "万人次"),
+            _indicator(doc, CORRECTED, "4.9亿元", "旅游总收入", 4.9, "亿元"),
+            _indicator(doc, CORRECTED, "35亿元", "固定资产投资", 35, "亿元"),
+            _indicator(doc, CORRECTED, "5%", "固定资产投资增长", 5, "%"),
+            _indicator(jobs, JOBS, "4800人", "新增就业", 4800, "人"),
+            _indicator(jobs, JOBS, "1.2亿元", "创业担保贷款", 1.2, "亿元"),
+        ],
+    }
+
+
+def _publish(published: Path, rows: dict[str, list[dict[str, Any]]], created: str) -> str:
+    tables = {name: to_frame(name, rows[name]) for name in TABLES}
+    return publish(tables, INFO, published, created=created).version
+
+
+def expected_rows(rows: dict[str, list[dict[str, Any]]], name: str) -> list[tuple]:
+    """The rows of a table as published (schema order, sorted by key), as tuples."""
+    return [tuple(r.values()) for r in table_rows(name, to_frame(name, rows[name]))]
+
+
+def table_contents(path: Path, table: str, where: str = "") -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(f'SELECT * FROM "{table}" {where} ORDER BY ALL').fetchall()
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> Path:
+    return tmp_path / "published"
+
+
+@pytest.fixture(scope="module")
+def published_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The demo dataset published twice, once for the module (publishing takes seconds)."""
+    published = tmp_path_factory.mktemp("template") / "published"
+    first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+    second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
+    return published / "demo", first, second
+
+
+@pytest.fixture
+def two_versions(published_once: tuple[Path, str, str], tmp_path: Path) -> tuple[Path, str, str]:
+    """A fresh copy of the twice-published dataset: its folder and both versions."""
+    template, first, second = published_once
+    dataset_dir = tmp_path / "published" / "demo"
+    shutil.copytree(template, dataset_dir)
+    return dataset_dir, first, second
+
+
+def query(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+# ---------------------------------------------------------------------------- contents
+
+
+def test_every_version_is_there_with_exact_values(two_versions: tuple[Path, str, str]) -> None:
+    dataset_dir, first, second = two_versions
+    path = build_warehouse(dataset_dir, "demo")
+    assert path == dataset_dir / "demo.duckdb" == warehouse_path(dataset_dir, "demo")
+    for version, rows in ((first, rows_v1()), (second, rows_v2())):
+        for name in TABLES:
+            key = ", ".join(f'"{k}"' for k in primary_key(name))
+            got = query(
+                path, f"SELECT * FROM \"{name}\" WHERE version = '{version}' ORDER BY {key}"
+            )
+            assert [row[0] for row in got] == [version] * len(rows[name])
+            assert [row[1:] for row in got] == expected_rows(rows, name)
+    # optional strings stay "" and an unknown year stays null, as in the JSON files
+    assert query(path, "SELECT DISTINCT subtitle FROM documents") == [("",)]
+    assert query(path, "SELECT report_year FROM documents WHERE document_id = 'jobs-2024'") == [
+        (None,)
+    ]
+
+
+def test_tables_are_typed_keyed_and_commented(two_versions: tuple[Path, str, str]) -> None:
+    path = build_warehouse(two_versions[0], "demo")
+    with duckdb.connect(str(path), read_only=True) as con:
+        for name in TABLES:
+            columns = con.sql(
+                "SELECT column_name, data_type, comment FROM duckdb_columns() "
+                "WHERE table_name = ? ORDER BY column_index",
+                params=[name],
+            ).fetchall()
+            assert [c[0] for c in columns] == ["version", *(f["name"] for f in fields(name))]
+            assert columns[0][1] == "VARCHAR" and columns[0][2]
+            types = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE"}
+            types["boolean"] = "BOOLEAN"
+            for field, (_, ctype, comment) in zip(fields(name), columns[1:], strict=True):
+                assert ctype == types[field["type"]]
+                assert comment == field["description"]
+            pk = con.sql(
+                "SELECT constraint_column_names FROM duckdb_constraints() "
+                "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+                params=[name],
+            ).fetchall()
+            assert pk == [(["version", *primary_key(name)],)]
+
+
+def test_latest_views_hold_only_the_latest_version(two_versions: tuple[Path, str, str]) -> None:
+    path = build_warehouse(two_versions[0], "demo")
+    rows = rows_v2()
+    for name in TABLES:
+        key = ", ".join(f'"{k}"' for k in primary_key(name))
+        assert query(path, f'SELECT * FROM "latest_{name}" ORDER BY {key}') == expected_rows(
+            rows, name
+        )
+
+
+def _changes_json(version_dir: Path) -> dict[str, Any] | None:
+    path = version_dir / "changes.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def test_versions_table(two_versions: tuple[Path, str, str]) -> None:
+    dataset_dir, first, second = two_versions
+    path = build_warehouse(dataset_dir, "demo")
+    got = query(path, "SELECT * FROM versions ORDER BY major, minor, patch")
+    parts = [tuple(int(p) for p in v.split(".")) for v in (first, second)]
+    bump = (_changes_json(dataset_dir / second) or {}).get("bump", "minor")
+    assert got == [
+        (first, "2025-01-01T00:00:00Z", "initial", None, False, *parts[0]),
+        (second, "2025-02-01T00:00:00Z", bump, first, True, *parts[1]),
+    ]
+
+
+def test_versions_without_changes_json_are_told_from_their_numbers(published: Path) -> None:
+    for version, created in (("1.0.0", "2025-01-01"), ("1.0.1", "2025-02-01"), ("2.0.0", None)):
+        folder = published / "demo" / version
+        folder.mkdir(parents=True)
+        package: dict[str, Any] = {"name": "demo", "version": version, "resources": []}
+        if created:
+            package["created"] = created
+        (folder / "datapackage.json").write_text(json.dumps(package))
+    path = build_warehouse(published / "demo", "demo")
+    assert query(path, "SELECT * FROM versions ORDER BY major, minor, patch") == [
+        ("1.0.0", "2025-01-01", "initial", None, False, 1, 0, 0),
+        ("1.0.1", "2025-02-01", "patch", "1.0.0", False, 1, 0, 1),
+        ("2.0.0", None, "major", "1.0.1", True, 2, 0, 0),
+    ]
+    assert query(path, "SELECT count(*) FROM indicators") == [(0,)]
+
+
+def test_changes_table_counts_what_changes_json_lists(two_versions: tuple[Path, str, str]) -> None:
+    dataset_dir, first, second = two_versions
+    path = build_warehouse(dataset_dir, "demo")
+    expected = {}
+    for version in (first, second):
+        for name, entry in (
+            (_changes_json(dataset_dir / version) or {}).get("tables") or {}
+        ).items():
+            for kind in ("added", "removed"):
+                if entry[kind]:
+                    expected[(version, name, kind)] = len(entry[kind])
+            fields_changed = sum(len(item["fields"]) for item in entry["changed"])
+            if fields_changed:
+                expected[(version, name, "changed")] = fields_changed
+    got = query(path, "SELECT version, resource, change, count(*) FROM changes GROUP BY ALL")
+    assert {row[:3]: row[3] for row in got} == expected
+
+
+def test_latest_json_picks_the_latest_and_incomplete_folders_are_ignored(
+    two_versions: tuple[Path, str, str],
+) -> None:
+    dataset_dir, first, second = two_versions
+    (dataset_dir / "9.9.9").mkdir()  # no datapackage.json: not a version
+    (dataset_dir / ".tmp-9.9.8-abcd").mkdir()
+    (dataset_dir / ".tmp-9.9.8-abcd" / "datapackage.json").write_text("{}")
+    (dataset_dir / "latest.json").write_text(json.dumps({"version": first, "path": first}))
+    path = build_warehouse(dataset_dir, "demo")
+    assert query(path, "SELECT version, is_latest FROM versions ORDER BY ALL") == [
+        (first, True),
+        (second, False),
+    ]
+    assert query(path, "SELECT count(*) FROM latest_indicators") == [
+        (len(rows_v1()["indicators"]),)
+    ]
+
+
+def test_changes_table_from_changes_json(two_versions: tuple[Path, str, str]) -> None:
+    dataset_dir, first, second = two_versions
+    added_row = table_rows("indicators", to_frame("indicators", rows_v2()["indicators"][-1:]))[0]
+    changes = {
+        "dataset": "demo", "version": second, "previous": first, "bump": "patch",
+        "created": "2025-02-01T00:00:00Z", "reasons": ["corrected"],
+        "sources": {"added": ["jobs-2024"], "removed": [], "changed": ["demo-2024"]},
+        "schema": [], "metadata": [],
+        "tables": {"indicators": {
+            "key": ["indicator_id"], "counts": {"added": 1, "removed": 0, "changed": 1},
+            "added": [added_row], "removed": [],
+            "changed": [{"key": {"indicator_id": REVENUE_ID}, "document_id": "demo-2024",
+                         "fields": {"value": {"old": 4.7, "new": 4.9},
+                                    "quantity_text": {"old": "4.7亿元", "new": "4.9亿元"}}}],
+        }},
+    }  # fmt: skip
+    (dataset_dir / second / "changes.json").write_text(json.dumps(changes, ensure_ascii=False))
+    path = build_warehouse(dataset_dir, "demo")
+    key = json.dumps({"indicator_id": added_row["indicator_id"]}, ensure_ascii=False)
+    changed = json.dumps({"indicator_id": REVENUE_ID})
+    assert query(path, f"SELECT * FROM changes WHERE version = '{second}' ORDER BY ALL") == [
+        (second, first, "indicators", "added", key, "jobs-2024", None, None, None),
+        (second, first, "indicators", "changed", changed,
+         "demo-2024", "quantity_text", "4.7亿元", "4.9亿元"),
+        (second, first, "indicators", "changed", changed,
+         "demo-2024", "value", "4.7", "4.9"),
+    ]  # fmt: skip
+
+
+def test_an_older_schema_without_a_required_column_still_loads(
+    two_versions: tuple[Path, str, str],
+) -> None:
+    dataset_dir, first, second = two_versions
+    package_path = dataset_dir / first / "datapackage.json"
+    package = json.loads(package_path.read_text())
+    resource = next(r for r in package["resources"] if r["name"] == "indicators")
+    resource["schema"]["fields"] = [
+        f for f in resource["schema"]["fields"] if f["name"] != "measure"
+    ]
+    package_path.write_text(json.dumps(package, ensure_ascii=False))
+    data_path = dataset_dir / first / "indicators.json"
+    old_rows = json.loads(data_path.read_text())
+    data_path.write_text(
+        json.dumps([{k: v for k, v in r.items() if k != "measure"} for r in old_rows])
+    )
+    path = build_warehouse(dataset_dir, "demo")
+    assert query(
+        path, "SELECT version, count(measure) FROM indicators GROUP BY ALL ORDER BY 1"
+    ) == [
+        (first, 0),
+        (second, len(rows_v2()["indicators"])),
+    ]
+
+
+def test_no_version_is_a_publish_error(published: Path) -> None:
+    (published / "demo").mkdir(parents=True)
+    with pytest.raises(PublishError, match="no published version"):
+        build_warehouse(published / "demo", "demo")
+
+
+# ---------------------------------------------------------------------------- README queries
+
+
+def _money_rows(rows: dict[str, list[dict[str, Any]]]) -> list[tuple]:
+    headings = {s["section_id"]: s["heading"] for s in rows["sections"]}
+    money = [i for i in rows["indicators"] if i["unit_family"] == "money"]
+    money.sort(key=lambda i: (-i["value_base"], i["indicator_id"]))
+    return [
+        (
+            i["subject"],
+            i["quantity_text"],
+            i["value_base"],
+            i["unit_base"],
+            headings[i["section_id"]],
+        )
+        for i in money
+    ]
+
+
+def _diff_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[tuple]:
+    before = {r["indicator_id"]: r for r in old}
+    after = {r["indicator_id"]: r for r in new}
+    out = []
+    for ind in sorted(before.keys() | after.keys()):
+        b, a = before.get(ind), after.get(ind)
+        if b == a:
+            continue
+        change = "added" if b is None else "removed" if a is None else "changed"
+        either = a or b
+        out.append(
+            (change, ind, either["subject"], b and b["quantity_text"], a and a["quantity_text"],
+             b and b["value_base"], a and a["value_base"], either["unit_base"])
+        )  # fmt: skip
+    return sorted(out, key=lambda r: (r[0], r[1]))
+
+
+def _section_rows(rows: dict[str, list[dict[str, Any]]]) -> list[tuple]:
+    out = []
+    for sec in sorted(rows["sections"], key=lambda s: (s["document_id"], s["ordinal"])):
+        inds = [i for i in rows["indicators"] if i["section_id"] == sec["section_id"]]
+        money = [i for i in inds if i["unit_family"] == "money"]
+        summed = [
+            i["value_base"]
+            for i in money
+            if i["unit_base"] == "元" and i["measure"] == "level" and i["status"] == "actual"
+        ]
+        total = sum(summed) if summed else None
+        out.append(
+            (sec["document_id"], sec["ordinal"], sec["heading"], len(inds), len(money), total)
+        )
+    return out
+
+
+def test_readme_queries_answer_their_questions(two_versions: tuple[Path, str, str]) -> None:
+    path = build_warehouse(two_versions[0], "demo")
+    assert len(README_QUERIES) == 3
+    money, diff, sections = (query(path, sql) for _, sql in README_QUERIES)
+    v1, v2 = rows_v1(), rows_v2()
+    assert money == _money_rows(v2)
+    assert money[0][:2] == ("固定资产投资", "35亿元")
+    assert diff == _diff_rows(v1["indicators"], v2["indicators"])
+    assert {row[0] for row in diff} == {"added", "changed"}
+    assert ("changed", REVENUE_ID) in {row[:2] for row in diff}
+    assert [r[:5] for r in sections] == [r[:5] for r in _section_rows(v2)]
+    assert [r[5] for r in sections] == pytest.approx([r[5] for r in _section_rows(v2)])
+
+
+# ---------------------------------------------------------------------------- atomicity
+
+
+def test_a_read_only_connection_survives_a_rebuild(published: Path) -> None:
+    first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+    path = build_warehouse(published / "demo", "demo")
+    sql = "SELECT list(version ORDER BY version) FROM versions"
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        assert reader.sql(sql).fetchall() == [([first],)]
+        second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
+        assert build_warehouse(published / "demo", "demo") == path
+        assert reader.sql(sql).fetchall() == [([first],)]
+        count = reader.sql("SELECT count(*) FROM latest_indicators").fetchall()
+        assert count == [(len(rows_v1()["indicators"]),)]
+        # a new connection, from another process as an analyst's would be, sees the new file
+        script = (
+            "import duckdb, json, sys; "
+            "con = duckdb.connect(sys.argv[1], read_only=True); "
+            f"print(json.dumps(con.sql({sql!r}).fetchall()[0][0]))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+        )
+        assert json.loads(out.stdout) == [first, second]
+    finally:
+        reader.close()
+
+
+def test_crash_leftovers_are_removed(two_versions: tuple[Path, str, str]) -> None:
+    dataset_dir = two_versions[0]
+    stale = [
+        dataset_dir / ".demo.duckdb.tmp-0badf00d",
+        dataset_dir / ".demo.duckdb.tmp-0badf00d.wal",
+    ]
+    for leftover in stale:
+        leftover.write_bytes(b"half a database")
+    build_warehouse(dataset_dir, "demo")
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in dataset_dir.glob(".demo.duckdb.tmp-*")) == []
+
+
+def test_a_failed_build_leaves_the_old_file_and_no_temp(
+    two_versions: tuple[Path, str, str],
+) -> None:
+    dataset_dir, _, second = two_versions
+    path = build_warehouse(dataset_dir, "demo")
+    before = path.read_bytes()
+    (dataset_dir / second / "indicators.json").write_text("[{not json")
+    with pytest.raises(PublishError, match="warehouse"):
+        build_warehouse(dataset_dir, "demo")
+    assert path.read_bytes() == before
+    assert list(dataset_dir.glob(".demo.duckdb.tmp-*")) == []
+
+
+def test_building_twice_gives_the_same_contents(two_versions: tuple[Path, str, str]) -> None:
+    dataset_dir = two_versions[0]
+    names = [*TABLES, "versions", "changes", *(f"latest_{t}" for t in TABLES)]
+    path = build_warehouse(dataset_dir, "demo")
+    first = {name: table_contents(path, name) for name in names}
+    build_warehouse(dataset_dir, "demo")
+    second = {name: table_contents(path, name) for name in names}
+    assert first == second
+    assert all(first[name] for name in names if name != "changes")
+
+
+def test_loading_is_set_based_and_fast(published: Path) -> None:
+    """Thousands of rows load in well under a second (row-by-row inserts take seconds)."""
+    rows = rows_v1()
+    base = rows["indicators"][0]
+    many = [dict(base, indicator_id=f"demo-2024-x{i:05d}") for i in range(5000)]
+    tables = {name: to_frame(name, rows[name]) for name in ("documents", "sections")}
+    tables["indicators"] = to_frame("indicators", many)
+    publish(tables, INFO, published, created="2025-01-01T00:00:00Z")
+    start = time.perf_counter()
+    path = build_warehouse(published / "demo", "demo")
+    elapsed = time.perf_counter() - start
+    assert query(path, "SELECT count(*) FROM indicators") == [(5000,)]
+    assert elapsed < 3.0
