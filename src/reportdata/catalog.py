@@ -1,0 +1,236 @@
+"""The catalog of everything published: ``published/catalog.json``.
+
+One entry a dataset, its versions newest first, each file with its size, sha256 and (for
+tables in CSV and JSON) its row count, all read from the files themselves. Paths are POSIX
+paths relative to the folder holding ``catalog.json``; ``url`` is the path, or the base URL
+joined with it. The same tree always gives the same bytes: nothing depends on the clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from reportdata.errors import PublishError
+from reportdata.fsutil import atomic_write_bytes
+
+PROFILE = "reportdata-catalog/1"
+CATALOG = "catalog.json"
+CHANGES = "changes.json"
+CHANGELOG = "CHANGELOG.md"
+PAGE = "index.html"
+_VERSION_RE = re.compile(r"\d+\.\d+\.\d+")
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_BASE_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
+_ROW_FORMATS = ("csv", "json")
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document at ``path``; PublishError naming the file when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PublishError(f"Cannot read {path}: {exc}.") from exc
+    except ValueError as exc:
+        raise PublishError(f"{path} is not valid JSON: {exc}.") from exc
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    """Sort key of a version number like 1.2.0."""
+    major, minor, patch = (int(p) for p in version.split("."))
+    return major, minor, patch
+
+
+def dataset_names(published_dir: Path) -> list[str]:
+    """Datasets under ``published_dir`` with at least one complete version, sorted."""
+    return sorted(
+        p.name for p in published_dir.iterdir() if _NAME_RE.fullmatch(p.name) and versions(p)
+    )
+
+
+def versions(dataset_dir: Path) -> list[str]:
+    """Complete version folders (holding datapackage.json) of a dataset, newest first."""
+    if not dataset_dir.is_dir():
+        return []
+    found = [
+        p.name
+        for p in dataset_dir.iterdir()
+        if _VERSION_RE.fullmatch(p.name) and (p / "datapackage.json").is_file()
+    ]
+    return sorted(found, key=version_key, reverse=True)
+
+
+def latest(dataset_dir: Path, found: list[str]) -> str:
+    """The version latest.json names when it is a complete version, else the newest one."""
+    pointer = dataset_dir / "latest.json"
+    if pointer.is_file():
+        data = read_json(pointer)
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(version, str) and version in found:
+            return version
+    return found[0]
+
+
+def resource_path(version_dir: Path, raw: Any) -> PurePosixPath:
+    """A descriptor's resource path, checked to be a plain relative path inside the folder."""
+    if not isinstance(raw, str):
+        raise PublishError(f"A resource of {version_dir} has no file path.")
+    path = PurePosixPath(raw)
+    if (
+        path.is_absolute()
+        or not path.parts
+        or not all(_SEGMENT_RE.fullmatch(p) for p in path.parts)
+    ):
+        raise PublishError(f"Resource path {raw!r} in {version_dir} is not a plain relative path.")
+    return path
+
+
+def count_rows(path: Path, fmt: str) -> int | None:
+    """Rows of a table file: records after the header of a CSV (quoted newlines are one row),
+    or items of a JSON array; None for JSON that is no array (no table)."""
+    try:
+        if fmt == "csv":
+            with open(path, encoding="utf-8", newline="") as fh:
+                return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
+        raise PublishError(f"Cannot count the rows of {path}: {exc}.") from exc
+    return len(data) if isinstance(data, list) else None
+
+
+def _file_facts(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    except OSError as exc:
+        raise PublishError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    return size, "sha256:" + digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------- building
+
+
+class _Linker:
+    """Turns a path relative to the catalog into its url."""
+
+    def __init__(self, base_url: str | None) -> None:
+        if base_url is not None and not _BASE_RE.fullmatch(base_url):
+            raise PublishError(f"Base URL {base_url!r} is not an absolute URL like https://host/.")
+        self.base = base_url.rstrip("/") if base_url else None
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{quote(path)}" if self.base else path
+
+
+def _file_entry(root: Path, rel: str, linker: _Linker) -> dict[str, Any]:
+    size, digest = _file_facts(root / rel)
+    return {"path": rel, "url": linker.url(rel), "bytes": size, "hash": digest}
+
+
+def _resources(
+    root: Path, prefix: str, package: dict[str, Any], linker: _Linker
+) -> list[dict[str, Any]]:
+    version_dir = root / prefix
+    out = []
+    for resource in package.get("resources") or []:
+        if not isinstance(resource, dict):
+            raise PublishError(f"{version_dir / 'datapackage.json'} has a malformed resource.")
+        rel = f"{prefix}/{resource_path(version_dir, resource.get('path')).as_posix()}"
+        fmt = str(resource.get("format") or PurePosixPath(rel).suffix.lstrip(".")).lower()
+        facts = _file_entry(root, rel, linker)
+        entry: dict[str, Any] = {"name": str(resource.get("name", "")), "format": fmt, **facts}
+        rows = count_rows(root / rel, fmt) if fmt in _ROW_FORMATS else None
+        if rows is not None:
+            entry["rows"] = rows
+        out.append(entry)
+    return out
+
+
+def _version_entry(root: Path, name: str, version: str, linker: _Linker) -> dict[str, Any]:
+    prefix = f"{name}/{version}"
+    package = read_json(root / prefix / "datapackage.json")
+    if not isinstance(package, dict):
+        raise PublishError(f"{root / prefix / 'datapackage.json'} is not a JSON object.")
+    changes_path = root / prefix / CHANGES
+    changes = read_json(changes_path) if changes_path.is_file() else None
+    bump = changes.get("bump") if isinstance(changes, dict) else None
+    return {
+        "version": version,
+        "created": package.get("created"),
+        "bump": bump,
+        "datapackage": _file_entry(root, f"{prefix}/datapackage.json", linker),
+        "changes": f"{prefix}/{CHANGES}" if changes is not None else None,
+        "resources": _resources(root, prefix, package, linker),
+    }
+
+
+def _optional(root: Path, rel: str) -> str | None:
+    return rel if (root / rel).is_file() else None
+
+
+def _dataset_entry(root: Path, name: str, linker: _Linker) -> dict[str, Any]:
+    found = versions(root / name)
+    newest = latest(root / name, found)
+    entries = [_version_entry(root, name, v, linker) for v in found]
+    package = read_json(root / name / newest / "datapackage.json")
+    return {
+        "name": name,
+        "title": str(package.get("title") or name),
+        "description": str(package.get("description") or ""),
+        "latest": newest,
+        "changelog": _optional(root, f"{name}/{CHANGELOG}"),
+        "duckdb": _optional(root, f"{name}/{name}.duckdb"),
+        "page": f"{name}/{PAGE}",
+        "versions": entries,
+    }
+
+
+def build_catalog(published_dir: Path, base_url: str | None = None) -> dict[str, Any]:
+    """The catalog of every dataset published under ``published_dir``.
+
+    ``base_url`` (like ``https://example.org/data``) makes every ``url`` absolute; without
+    it ``url`` equals ``path``. Raises PublishError when a published file cannot be read.
+    """
+    root = Path(published_dir)
+    linker = _Linker(base_url)
+    if not root.is_dir():
+        raise PublishError(f"The published folder {root} does not exist.")
+    datasets = [_dataset_entry(root, name, linker) for name in dataset_names(root)]
+    created = [
+        v["created"] for d in datasets for v in d["versions"] if isinstance(v["created"], str)
+    ]
+    return {
+        "profile": PROFILE,
+        "generated": max(created) if created else None,
+        "datasets": datasets,
+    }
+
+
+def catalog_bytes(catalog: dict[str, Any]) -> bytes:
+    """The bytes of ``catalog.json``: indented UTF-8 JSON, keys in the order built."""
+    return (json.dumps(catalog, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def write_catalog(published_dir: Path, base_url: str | None = None) -> Path:
+    """Write ``published_dir/catalog.json`` atomically and return its path."""
+    path = Path(published_dir) / CATALOG
+    data = catalog_bytes(build_catalog(published_dir, base_url))
+    try:
+        if not (path.is_file() and path.read_bytes() == data):
+            atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise PublishError(f"Could not write {path}: {exc.strerror or exc}.") from exc
+    return path
