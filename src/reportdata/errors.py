@@ -31,3 +31,11 @@ class ValidationFailed(ReportdataError):
 
 class PublishError(ReportdataError):
     """A release could not be written."""
+
+
+class RemoteError(PublishError):
+    """The published folder could not be mirrored to a remote target."""
+
+
+class DownloadError(ReportdataError):
+    """A published version could not be downloaded, checked or written."""
