@@ -113,16 +113,39 @@ def publish_release(root: str, dataset: str, tables, report) -> dict:
     }
 
 
+@task(name="mirror-release", cache_policy=NONE)  # s3fs retries requests itself
+def mirror_release(root: str, target: str, endpoint_url: str | None) -> dict:
+    """Copy published/ to a remote (S3 or any fsspec target): versions first, latest last."""
+    from reportdata.remote import mirror
+
+    project = load(Path(root))
+    result = mirror(project.published_dir, target, endpoint_url=endpoint_url)
+    get_run_logger().info(
+        "mirrored to %s: %d files uploaded, %d already there",
+        target,
+        len(result.uploaded),
+        len(result.skipped),
+    )
+    return {"target": target, "uploaded": len(result.uploaded), "versions": result.versions}
+
+
 def _key(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower())
 
 
 @flow(name="publish-dataset", log_prints=True)
-def publish_dataset(dataset: str, project_dir: str = "."):
+def publish_dataset(
+    dataset: str,
+    project_dir: str = ".",
+    publish_to: str | None = None,
+    endpoint_url: str | None = None,
+):
     """Pull, extract, validate, load and publish one dataset of a reportdata project.
 
-    Returns the release (dataset, version, path, new, row counts). A user error (a source that
-    cannot be pulled or read, failed validation) ends the run Failed with its one-sentence
+    Returns the release (dataset, version, path, new, row counts). With ``publish_to`` (an
+    fsspec URL such as s3://bucket/prefix, with ``endpoint_url`` for an S3-compatible server)
+    published/ is then mirrored there. A user error (a source that cannot be pulled or read,
+    failed validation, an unreachable remote) ends the run Failed with its one-sentence
     reason, and nothing is published.
     """
     root = str(Path(project_dir).resolve())
@@ -133,7 +156,10 @@ def publish_dataset(dataset: str, project_dir: str = "."):
             pull_source(root, source.id)
         rows = extract_dataset(root, dataset)
         tables, report = validate_dataset(root, dataset, rows)
-        return publish_release(root, dataset, tables, report)
+        release = publish_release(root, dataset, tables, report)
+        if publish_to:
+            mirror_release(root, publish_to, endpoint_url)
+        return release
     except ReportdataError as exc:
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc), data=exc)

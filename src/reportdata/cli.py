@@ -53,6 +53,24 @@ def run(
     ] = None,
     project: ProjectOpt = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on the terminal.")] = True,
+    publish_to: Annotated[
+        str | None,
+        typer.Option(
+            "--publish-to",
+            help="Also mirror published/ to this fsspec URL (s3://bucket/prefix, file:///dir) "
+            "or folder: versions first, latest.json last.",
+            show_default=False,
+        ),
+    ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            help="S3 endpoint for --publish-to (an S3-compatible server); credentials come "
+            "from the usual AWS_* variables.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the whole pipeline: pull, read, extract, validate, load and publish.
 
@@ -69,10 +87,16 @@ def run(
         proj.dataset(name)
     from reportdata.runner import run_datasets
 
-    results = run_datasets(proj, names, progress=progress)
+    if endpoint_url and not publish_to:
+        raise typer.BadParameter("--endpoint-url needs --publish-to.")
+    results = run_datasets(
+        proj, names, progress=progress, publish_to=publish_to, endpoint_url=endpoint_url
+    )
     for r in results:
         state = "published" if r.new else "unchanged, latest is"
         typer.echo(f"{r.dataset}: {state} version {r.version} ({r.path})")
+    if publish_to:
+        typer.echo(f"mirrored published/ to {publish_to}")
 
 
 @app.command()
@@ -202,6 +226,86 @@ def validate(
     )
     if not ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def download(
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="URL or path of a datapackage.json, or of a catalog.json (with --dataset).",
+            metavar="URL",
+        ),
+    ],
+    to: Annotated[
+        Path,
+        typer.Option("--to", help="Folder to write DATASET/VERSION/ into."),
+    ] = Path("."),
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Dataset to take from a catalog.", show_default=False),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            help="Version to take from a catalog (default: the latest).", show_default=False
+        ),
+    ] = None,
+    max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-bytes",
+            min=1,
+            help="Largest file accepted, in bytes (default: 512 MiB).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Download a published version and check every file's size and hash.
+
+    Needs no project. Takes http(s) URLs, file:// URLs and local paths. Every resource of the
+    data package is streamed into a temporary folder beside TO/DATASET/VERSION/, checked
+    against the bytes and hash its datapackage.json states, and renamed into place only when
+    all of them match: a tampered, truncated or oversized file, an HTTP error or a resource
+    path that would leave the folder leaves nothing behind. An existing folder holding the
+    same files is left as it is; one with other content is never overwritten.
+    """
+    from reportdata.download import DEFAULT_MAX_BYTES
+    from reportdata.download import download as fetch_version
+
+    r = fetch_version(
+        url, to, dataset=dataset, version=version, max_bytes=max_bytes or DEFAULT_MAX_BYTES
+    )
+    facts = f"{len(r.files)} resources, {r.bytes} bytes"
+    if r.new:
+        typer.echo(f"{r.dataset} {r.version}: wrote {facts} to {r.path}")
+    else:
+        typer.echo(f"{r.dataset} {r.version}: already there ({facts}) in {r.path}")
+
+
+@app.command()
+def diff(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.", metavar="DATASET")],
+    v1: Annotated[str, typer.Argument(help="The older version (e.g. 1.0.0).", metavar="V1")],
+    v2: Annotated[str, typer.Argument(help="The newer version (e.g. 1.1.0).", metavar="V2")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the changes as JSON (changes.json's shape).")
+    ] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Show what changed between two published versions: sources, schema, metadata and rows
+    added, removed and changed (by primary key, with old and new values)."""
+    import json
+
+    from reportdata.changes import diff_versions, render_diff
+    from reportdata.project import open_project
+
+    proj = open_project(project)
+    changes = diff_versions(proj.published_dir, dataset, v1, v2)
+    if as_json:
+        typer.echo(json.dumps(changes, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(render_diff(changes), nl=False)
 
 
 def _root(project: Path | None) -> Path:

@@ -531,19 +531,49 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
 
 
+def _warehouse_current(dataset_dir: Path, dataset: str, versions: list[str], latest: str) -> bool:
+    """True when the dataset's all-versions DuckDB file holds exactly these versions."""
+    import duckdb
+
+    from reportdata.warehouse import warehouse_path
+
+    path = warehouse_path(dataset_dir, dataset)
+    if not path.is_file():
+        return False
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            held = con.execute("SELECT version, is_latest FROM versions").fetchall()
+        finally:
+            con.close()
+    except duckdb.Error:
+        return False
+    return sorted(held) == sorted((v, v == latest) for v in versions)
+
+
 def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -> None:
     """Bring what derives from the version folders up to date, then move the latest pointer.
 
-    In order: the dataset's CHANGELOG.md, then latest.json (the pointer of record, moved
-    last of the dataset's files). Each step is atomic and idempotent, so a run after a crash
-    completes what the crashed run left undone.
+    In order: the dataset's CHANGELOG.md and its all-versions DuckDB file, then latest.json
+    (the pointer of record), then the catalog and the pages, which index every dataset's
+    pointer. Each step is atomic and skipped when already current, so a run after a crash
+    completes what the crashed run left undone and an unchanged rerun writes nothing.
     """
-    dataset_dir = Path(published_dir) / dataset
+    from reportdata.catalog import write_catalog
+    from reportdata.site import write_site
+    from reportdata.warehouse import build_warehouse
+
+    published_dir = Path(published_dir)
+    dataset_dir = published_dir / dataset
     try:
         versions = _versions(dataset_dir)
         changelog = render_changelog(title, _changes_of(dataset_dir, versions))
         _write_if_changed(dataset_dir / CHANGELOG, changelog.encode("utf-8"))
+        if not _warehouse_current(dataset_dir, dataset, versions, latest):
+            build_warehouse(dataset_dir, dataset, latest=latest)
         if _read_latest(dataset_dir) != latest:
             _write_latest(dataset_dir, latest)
+        write_catalog(published_dir)
+        write_site(published_dir)
     except OSError as exc:
         raise PublishError(f"Could not finish release {latest} in {dataset_dir}: {exc}.") from exc

@@ -71,9 +71,17 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[None]:
 
 
 def run_datasets(
-    project: Project, names: list[str], *, progress: bool = True
+    project: Project,
+    names: list[str],
+    *,
+    progress: bool = True,
+    publish_to: str | None = None,
+    endpoint_url: str | None = None,
 ) -> list[ReleaseSummary]:
-    """Run the flow once per dataset; raise the first user error as its sentence."""
+    """Run the flow once per dataset; raise the first user error as its sentence.
+
+    With ``publish_to`` each run also mirrors published/ there (see `reportdata.remote`).
+    """
     prefect_defaults()
     from flows.publish_dataset import publish_dataset
 
@@ -82,7 +90,13 @@ def run_datasets(
     results = []
     with _progress_bar(total, progress):
         for name in names:
-            state = publish_dataset(name, str(project.root), return_state=True)
+            state = publish_dataset(
+                name,
+                str(project.root),
+                publish_to=publish_to,
+                endpoint_url=endpoint_url,
+                return_state=True,
+            )
             if state.is_failed():
                 exc = _user_error(state)
                 if exc is not None:
