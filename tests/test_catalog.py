@@ -295,8 +295,9 @@ def test_dataset_page_shows_history_changelog_columns_and_downloads(published: P
     page = (published / "demo" / "index.html").read_text("utf-8")
     for version in ("1.1.0", "1.0.0"):
         assert f'<tr data-version="{version}">' in page
-        for name in ("indicators.csv", "documents.json", "datapackage.json", "demo.duckdb"):
+        for name in ("indicators.csv", "documents.json", "datapackage.json"):
             assert f'href="{version}/{name}"' in page
+    assert page.count('href="demo.duckdb"') == 1  # every version in one DuckDB file
     for version in ("1.1.0", "1.0.0"):
         linked = page.count(f'href="{version}/changes.json"')  # once, with the metadata
         assert linked == int((published / "demo" / version / "changes.json").is_file())

@@ -27,11 +27,12 @@ def _gold_required() -> list[dict]:
 def _assert_release_holds_the_gold_figures(version_dir: Path) -> None:
     report = validate_package(version_dir / "datapackage.json")
     assert report.ok, report.to_markdown()
-    con = duckdb.connect(str(version_dir / "lixia.duckdb"), read_only=True)
+    con = duckdb.connect(str(version_dir.parent / "lixia.duckdb"), read_only=True)
     try:
-        found = con.sql(
+        found = con.execute(
             "select value_base, unit_family, quantity_text, qualifier, status, period "
-            "from indicators"
+            "from indicators where version = ?",
+            [version_dir.name],
         ).fetchall()
         comments = con.sql(
             "select count(*) from duckdb_columns() "
@@ -39,7 +40,8 @@ def _assert_release_holds_the_gold_figures(version_dir: Path) -> None:
         ).fetchall()[0][0]
     finally:
         con.close()
-    assert comments == len(json.loads((version_dir / "indicators.json").read_text("utf-8"))[0])
+    columns = len(json.loads((version_dir / "indicators.json").read_text("utf-8"))[0])
+    assert comments == columns + 1  # and the version column
     for g in _gold_required():
         match = [
             f
@@ -152,8 +154,17 @@ def test_cli_run_without_a_server_then_rerun_publishes_nothing(project_copy, tmp
     assert again.returncode == 0, again.stderr
     assert "unchanged" in again.stdout
     assert sorted(p.name for p in (project_copy / "published/lixia").iterdir()) == [
+        ".lixia.duckdb.lock",
         ".publish.lock",
         "1.0.0",
+        "CHANGELOG.md",
+        "index.html",
         "latest.json",
+        "lixia.duckdb",
     ]
+    assert {p.name for p in (project_copy / "published").iterdir()} >= {
+        "catalog.json",
+        "index.html",
+        "lixia",
+    }
     assert "Traceback" not in again.stderr

@@ -155,8 +155,6 @@ def site(published: Path) -> None:
     (published / "index.html").write_text(f"<h1>catalog</h1><p>{len(versions)}</p>\n")
     (folder / "index.html").write_text(f"<h1>{DATASET}</h1><p>{versions}</p>\n")
     (folder / "CHANGELOG.md").write_text("".join(f"## {v}\n" for v in reversed(versions)))
-    if versions:
-        shutil.copyfile(folder / versions[-1] / f"{DATASET}.duckdb", folder / f"{DATASET}.duckdb")
 
 
 def local_files(published: Path) -> dict[str, bytes]:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-import duckdb
 import pandas as pd
 import pytest
 
-from reportdata.load import load_duckdb
 from reportdata.schema import (
     TABLES,
-    duckdb_ddl,
     field_names,
     load_schema,
     pandera_schema,
@@ -107,42 +104,6 @@ def test_pandera_schema_coerces_integers_and_keeps_optional_year_null() -> None:
 )
 def test_unit_multiplier(unit: str, unit_base: str, factor: float) -> None:
     assert unit_multiplier(unit, unit_base) == factor
-
-
-def test_ddl_quotes_identifiers_and_escapes_comments() -> None:
-    ddl = duckdb_ddl("sections")
-    assert ddl[0].startswith('CREATE TABLE "sections" (')
-    assert '"plan" BOOLEAN NOT NULL' in ddl[0]
-    assert '"heading" VARCHAR,' in ddl[0]
-    assert 'PRIMARY KEY ("section_id")' in ddl[0]
-    assert any(s.startswith('COMMENT ON COLUMN "sections"."kind" IS \'lead:') for s in ddl)
-    assert "report''s" in " ".join(duckdb_ddl("sections"))  # "the report's parts"
-
-
-def test_ddl_loads_and_opens_read_only_with_comments(tmp_path) -> None:
-    path = load_duckdb(sample_tables(), tmp_path / "demo.duckdb")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.duckdb"]
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        assert con.sql("select count(*) from indicators").fetchall() == [(2,)]
-        assert con.sql("select report_year from documents").fetchall() == [(2024,)]
-        comment = con.sql(
-            "select comment from duckdb_columns() "
-            "where table_name = 'indicators' and column_name = 'value_base'"
-        ).fetchall()
-        assert comment == [("value times the unit's multiplier, in unit_base.",)]
-        types = dict(
-            con.sql(
-                "select column_name, data_type from duckdb_columns() where table_name = 'sections'"
-            ).fetchall()
-        )
-        assert types["ordinal"] == "BIGINT" and types["plan"] == "BOOLEAN"
-        ((table_comment,),) = con.sql(
-            "select comment from duckdb_tables() where table_name = 'documents'"
-        ).fetchall()
-        assert table_comment.startswith("One row a report")
-    finally:
-        con.close()
 
 
 # ---------------------------------------------------------------------------- checks

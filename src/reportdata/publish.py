@@ -5,7 +5,8 @@ Layout::
     published/<dataset>/latest.json            {"version": "1.1.0", "path": "1.1.0"}
     published/<dataset>/CHANGELOG.md           every version's changes, newest first
     published/<dataset>/<version>/datapackage.json, changes.json
-    published/<dataset>/<version>/<table>.csv, <table>.json, <dataset>.duckdb
+    published/<dataset>/<version>/<table>.csv, <table>.json
+    published/<dataset>/<dataset>.duckdb       every version, for SQL (`reportdata.warehouse`)
 
 A version folder is written once, in a temporary sibling renamed into place, and never
 rewritten. Its number is computed by the Data Package Version rules from what changed since
@@ -44,7 +45,6 @@ import pandas as pd
 from reportdata.changes import Changes, PackageState, compare, next_version, render_changelog
 from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import atomic_write_bytes, fsync_dir
-from reportdata.load import load_duckdb
 from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
 from reportdata.validate import ValidationReport, check_tables, validate_package
 
@@ -238,14 +238,6 @@ def _file_facts(data: bytes) -> dict[str, Any]:
     return {"bytes": len(data), "hash": "sha256:" + hashlib.sha256(data).hexdigest()}
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
-
-
 def _contributors(items: list[dict[str, str]]) -> list[dict[str, Any]]:
     """Contributors in Data Package v2 shape: a v1 ``role`` becomes ``roles: [role]``."""
     out = []
@@ -293,7 +285,6 @@ def _descriptor(
     version: str,
     created: str,
     rendered: Mapping[str, tuple[bytes, bytes]],
-    duckdb_path: Path,
     fp: str,
     changes: bytes,
 ) -> dict[str, Any]:
@@ -310,17 +301,6 @@ def _descriptor(
                 **_file_facts(rendered[name][1]),
             }
         )
-    resources.append(
-        {
-            "name": "duckdb",
-            "path": duckdb_path.name,
-            "description": "All tables of this version in one DuckDB database, with comments.",
-            "format": "duckdb",
-            "mediatype": "application/x-duckdb",
-            "bytes": duckdb_path.stat().st_size,
-            "hash": _sha256_file(duckdb_path),
-        }
-    )
     resources.append(
         {
             "name": "changes",
@@ -375,7 +355,6 @@ def _write_version(
     metadata: Mapping[str, Any],
     version: str,
     created: str,
-    frames: Mapping[str, pd.DataFrame],
     rendered: Mapping[str, tuple[bytes, bytes]],
     fp: str,
     changes: Mapping[str, Any],
@@ -391,12 +370,9 @@ def _write_version(
             csv_bytes, json_bytes = rendered[name]
             _write_synced(tmp / f"{name}.csv", csv_bytes)
             _write_synced(tmp / f"{name}.json", json_bytes)
-        duckdb_path = load_duckdb(frames, tmp / f"{metadata['name']}.duckdb")
         changes_bytes = _json_bytes(changes)
         _write_synced(tmp / CHANGES, changes_bytes)
-        descriptor = _descriptor(
-            metadata, version, created, rendered, duckdb_path, fp, changes_bytes
-        )
+        descriptor = _descriptor(metadata, version, created, rendered, fp, changes_bytes)
         _write_synced(tmp / "datapackage.json", _json_bytes(descriptor, indent=2))
         written = validate_package(tmp / "datapackage.json")
         if not written.ok:
@@ -487,7 +463,7 @@ def _publish_locked(
         return _unchanged(published_dir, info, previous)
     version = next_version(previous, found.bump or "patch")
     changes = found.to_json(dataset=info.name, version=version, previous=previous, created=created)
-    target = _write_version(dataset_dir, metadata, version, created, frames, rendered, fp, changes)
+    target = _write_version(dataset_dir, metadata, version, created, rendered, fp, changes)
     finish_release(published_dir, info.name, info.title, version)
     return PublishResult(info.name, version, target, new=True)
 

@@ -2,7 +2,7 @@
 
 The JSON descriptors are the single source of truth for column names, types, constraints,
 keys and descriptions. From them this module derives the pandera schemas (validation) and the
-DuckDB DDL (loading); `publish` inlines them in `datapackage.json`.
+DuckDB column types (the warehouse); `publish` inlines them in `datapackage.json`.
 
 Conventions for missing values in the DataFrames handed around the library:
 
@@ -30,7 +30,7 @@ TABLES: tuple[str, ...] = ("documents", "sections", "indicators")
 """Table names in dependency order: a table only refers to tables before it."""
 
 _PANDAS_DTYPES = {"string": str, "integer": "Int64", "number": "float64", "boolean": bool}
-_DUCKDB_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN"}
+DUCKDB_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN"}
 
 
 def schemas_dir() -> Path:
@@ -187,32 +187,3 @@ def quote_ident(name: str) -> str:
 def quote_literal(text: str) -> str:
     """A SQL string literal in single quotes, inner quotes doubled."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def duckdb_ddl(name: str) -> list[str]:
-    """CREATE TABLE and COMMENT ON statements for table `name`, derived from its schema."""
-    descriptor = _read_schema(name)
-    table = quote_ident(name)
-    key = primary_key(name)
-    lines = []
-    for field in descriptor["fields"]:
-        cons = field.get("constraints", {})
-        line = f"{quote_ident(field['name'])} {_DUCKDB_TYPES[_field_type(field)]}"
-        if cons.get("required"):
-            line += " NOT NULL"
-        if cons.get("unique") and key != [field["name"]]:
-            line += " UNIQUE"
-        lines.append(line)
-    if key:
-        lines.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
-    statements = [f"CREATE TABLE {table} (\n  " + ",\n  ".join(lines) + "\n)"]
-    table_comment = descriptor.get("description") or descriptor.get("title")
-    if table_comment:
-        statements.append(f"COMMENT ON TABLE {table} IS {quote_literal(table_comment)}")
-    for field in descriptor["fields"]:
-        if field.get("description"):
-            statements.append(
-                f"COMMENT ON COLUMN {table}.{quote_ident(field['name'])} "
-                f"IS {quote_literal(field['description'])}"
-            )
-    return statements

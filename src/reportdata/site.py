@@ -526,20 +526,16 @@ def _link(rel: str, text: str, title: str = "") -> str:
 
 
 def _download_cells(version: dict[str, Any]) -> dict[str, list[str]]:
-    """Links to a version's files by column: table CSV, table JSON, metadata, DuckDB."""
-    cells: dict[str, list[str]] = {"csv": [], "json": [], "meta": [], "duckdb": []}
+    """Links to a version's files by column: table CSV, table JSON, other files."""
+    cells: dict[str, list[str]] = {"csv": [], "json": [], "meta": []}
     cells["meta"].append(f"<div>{_link(version['datapackage']['path'], 'datapackage.json')}</div>")
     if version["changes"]:
         cells["meta"].append(f"<div>{_link(version['changes'], CHANGES)}</div>")
     for res in version["resources"]:
         if res["path"] == version["changes"]:
             continue
-        if res["format"] == "duckdb":
-            column = "duckdb"
-        elif "rows" in res and res["format"] in ("csv", "json"):
-            column = res["format"]
-        else:
-            column = "meta"
+        table = "rows" in res and res["format"] in ("csv", "json")
+        column = res["format"] if table else "meta"
         name = PurePosixPath(res["path"]).name
         size = esc(human_bytes(int(res["bytes"])))
         cells[column].append(f"<div>{_link(res['path'], name)} <span>{size}</span></div>")
@@ -554,7 +550,7 @@ def _downloads(dataset: dict[str, Any]) -> str:
             f'<tr data-version="{esc(v["version"])}"><td><b>{esc(v["version"])}</b></td>'
             + "".join(
                 f'<td class="links">{"".join(cells[k])}</td>'
-                for k in ("csv", "json", "meta", "duckdb")
+                for k in ("csv", "json", "meta")
             )
             + "</tr>"
         )
@@ -564,7 +560,7 @@ def _downloads(dataset: dict[str, Any]) -> str:
         whole = f"<p>所有版本合在一个 DuckDB 文件中：{_link(dataset['duckdb'], name)}</p>"
     return (
         f'<section id="downloads" class="card"><h2>下载</h2>{whole}<div class="scroll"><table>'
-        "<thead><tr><th>版本</th><th>CSV</th><th>JSON</th><th>元数据</th><th>DuckDB</th>"
+        "<thead><tr><th>版本</th><th>CSV</th><th>JSON</th><th>元数据</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 

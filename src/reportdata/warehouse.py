@@ -36,10 +36,17 @@ import pandas as pd
 from reportdata.errors import PublishError
 from reportdata.fsutil import fsync_dir
 from reportdata.publish import format_number, latest_version
-from reportdata.schema import TABLES, fields, load_schema, primary_key, quote_ident, quote_literal
+from reportdata.schema import (
+    DUCKDB_TYPES,
+    TABLES,
+    fields,
+    load_schema,
+    primary_key,
+    quote_ident,
+    quote_literal,
+)
 
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
-_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN"}
 _JSON_OBJECT_MIN = 16 * 1024 * 1024  # DuckDB's default maximum_object_size
 _CHANGE_KINDS = ("added", "removed", "changed")
 
@@ -269,7 +276,7 @@ def _latest(dataset_dir: Path, versions: list[_Version]) -> str:
 
 def _column_type(field: dict[str, Any]) -> str:
     """DuckDB type of a Table Schema field; types this project does not write read as text."""
-    return _TYPES.get(field.get("type", "string"), "VARCHAR")
+    return DUCKDB_TYPES.get(field.get("type", "string"), "VARCHAR")
 
 
 def _create_table(
