@@ -1,7 +1,7 @@
 """The main job: the `publish-dataset` flow, one run per dataset of sources.yaml.
 
 Tasks wrap the library steps of :mod:`reportdata.pipeline` and add what orchestration owns:
-retries on pulls, the run logger, and artifacts (the validation summary as Markdown, the
+the run logger, and artifacts (the validation summary as Markdown, the
 figures as a table). Tasks are coarse (a source's pull, a dataset's extraction) because the
 Prefect server records only about a dozen task runs a second.
 """
@@ -16,7 +16,7 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed
 
 from reportdata import pipeline
-from reportdata.errors import PullError, ReportdataError
+from reportdata.errors import ReportdataError
 from reportdata.progress import emit
 from reportdata.project import load
 from reportdata.pull import pull
@@ -25,19 +25,7 @@ from reportdata.tables import GUIDE_COLUMNS
 FIGURE_COLUMNS = ("document_id", *GUIDE_COLUMNS)
 
 
-def _retry_network_only(task, task_run, state) -> bool:
-    """Retry pulls that failed on the network; a file that cannot be read will not improve."""
-    exc = getattr(state, "data", None)
-    return isinstance(exc, PullError) or not isinstance(exc, ReportdataError)
-
-
-@task(
-    name="pull-source",
-    retries=2,
-    retry_delay_seconds=[2, 8],
-    retry_condition_fn=_retry_network_only,
-    cache_policy=NONE,
-)
+@task(name="pull-source", cache_policy=NONE)  # retries with backoff inside reportdata.pull
 def pull_source(root: str, source_id: str) -> dict:
     """Fetch one source into raw/ (a new snapshot only when its bytes changed)."""
     project = load(Path(root))

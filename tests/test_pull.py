@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from _helpers import SENTENCES, TRADITIONAL, Route, files_under, http_server
 
+from reportdata import pull as pull_module
 from reportdata import read
 from reportdata.errors import InputError, PullError
 from reportdata.project import load
-from reportdata.pull import latest_snapshot, pull, read_manifest
+from reportdata.pull import Policy, latest_snapshot, pull, read_manifest
 
 SOURCES = """\
 datasets:
@@ -45,6 +46,14 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits between retries, recorded instead of slept."""
+    asked: list[float] = []
+    monkeypatch.setattr(pull_module, "POLICY", Policy(sleep=asked.append))
+    return asked
 
 
 @pytest.fixture
@@ -228,12 +237,16 @@ def test_a_redirect_is_followed(tmp_path: Path) -> None:
     assert snap.path(project.raw_dir).read_bytes() == body
 
 
-@pytest.mark.parametrize("status", [404, 500])
-def test_http_errors_are_pull_errors(tmp_path: Path, status: int) -> None:
+@pytest.mark.parametrize(("status", "attempts"), [(404, 1), (500, Policy().attempts)])
+def test_http_errors_are_pull_errors(
+    tmp_path: Path, waits: list[float], status: int, attempts: int
+) -> None:
     with http_server({"/r": Route(status, b"oops")}) as server:
         project, web = web_project(tmp_path, server.url("/r"))
         with pytest.raises(PullError, match=f"HTTP {status}"):
             pull(project, web)
+    assert len(server.hits) == attempts  # a 5xx is asked again, a 404 is not
+    assert len(waits) == attempts - 1
     assert not (project.raw_dir / "web").exists()
 
 

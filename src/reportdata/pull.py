@@ -1,23 +1,91 @@
-"""Pull a source into raw/: immutable, content-addressed snapshots with a manifest."""
+"""Pull a source into raw/: immutable, content-addressed snapshots with a manifest.
+
+A URL is fetched patiently but boundedly: conditional requests (ETag, Last-Modified) skip
+unchanged reports, passing failures (5xx, 408, 429, timeouts, broken connections, short
+bodies) are retried with exponential backoff and full jitter, honouring ``Retry-After``, and
+every failure ends as one sentence with raw/ untouched.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reportdata import __version__
 from reportdata import read as _read
-from reportdata.errors import PullError
+from reportdata.errors import InputError, PullError
 from reportdata.fsutil import atomic_write_bytes, atomic_write_text
 from reportdata.project import Project, Source, safe_relative
 from reportdata.read import read_bytes
 
 USER_AGENT = f"reportdata/{__version__} (open-data pipeline; +https://pypi.org/project/reportdata/)"
 MAX_REDIRECTS = 5
+if TYPE_CHECKING:
+    import httpx
+
 _EXT = {"text": ".txt", "html": ".html", "pdf": ".pdf"}
+# Answers that may pass if asked again later.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Media types that are never a report, unless the bytes themselves say PDF or HTML.
+_REFUSED_PREFIXES = ("image/", "audio/", "video/", "font/", "model/")
+_REFUSED_TYPES = frozenset(
+    {
+        "application/zip",
+        "application/x-zip-compressed",
+        "application/gzip",
+        "application/x-gzip",
+        "application/x-tar",
+        "application/x-bzip2",
+        "application/x-7z-compressed",
+        "application/x-rar-compressed",
+        "application/vnd.rar",
+        "application/java-archive",
+        "application/x-msdownload",
+        "application/wasm",
+    }
+)
+_SNIFF_BYTES = 2048
+# A URL's bytes and the headers recorded with them (etag, last_modified, content_type).
+Fetched = tuple[bytes, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How patiently a URL is fetched: timeouts, attempts, and the waits between attempts.
+
+    ``sleep``, ``rand`` (a float in [0, 1)) and ``clock`` (monotonic seconds) are injectable so
+    that tests run fast and deterministically.
+    """
+
+    attempts: int = 4
+    base_delay: float = 1.0  # the first backoff window; it doubles with each attempt
+    max_delay: float = 30.0  # no single wait is longer, whatever Retry-After asks
+    total: float = 180.0  # all attempts and waits of one pull end within this many seconds
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0  # the longest silence while waiting for headers or body bytes
+    body_timeout: float = 120.0  # one body must arrive within this, however it trickles
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    rand: Callable[[], float] = field(default=random.random, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        window = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return self.rand() * window
+
+
+POLICY = Policy()
 
 
 @dataclass(frozen=True)
@@ -42,10 +110,12 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class PullResult:
-    """What a pull did: the snapshot in force and whether it is new."""
+    """What a pull did: the snapshot in force, whether it is new, and whether the server
+    answered 304 Not Modified (then nothing was downloaded)."""
 
     snapshot: Snapshot
     new: bool
+    not_modified: bool = False
 
 
 def manifest_path(raw_dir: Path, source_id: str) -> Path:
@@ -71,51 +141,199 @@ def latest_snapshot(raw_dir: Path, source_id: str) -> Snapshot | None:
     return snaps[-1] if snaps else None
 
 
-def _fetch_url(url: str, previous: Snapshot | None) -> tuple[bytes, dict[str, str]]:
+# ------------------------------------------------------------------------------ fetching a URL
+
+
+class _Transient(Exception):
+    """A failed attempt that may succeed if tried again; ``what`` completes '<url> ...'."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """The wait a ``Retry-After`` header asks for (delta-seconds or an HTTP date), if any."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _reason(exc: BaseException) -> str:
+    """A short lower-case reason from a network error ("connection refused")."""
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc).strip())
+    return (text[:1].lower() + text[1:]) if text else exc.__class__.__name__
+
+
+def _declared_length(headers: httpx.Headers) -> int | None:
+    value = headers.get("content-length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _check_type(url: str, content_type: str, head: bytes) -> None:
+    """Refuse a body served as an image, archive or program unless it sniffs as PDF or HTML."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    refused = media.startswith(_REFUSED_PREFIXES) or media in _REFUSED_TYPES
+    if refused and _read.sniff_format(head) == "text":
+        raise PullError(f"{url} answered with {media} content, not a text, HTML or PDF report.")
+
+
+def _read_body(url: str, resp: httpx.Response, policy: Policy, deadline: float) -> bytes:
+    """The body of a 200 answer, within the size limit and the deadline."""
     import httpx
 
-    headers = {"User-Agent": USER_AGENT, "Accept": "text/html,application/pdf,text/plain,*/*"}
-    timeout = httpx.Timeout(30.0, connect=10.0)
+    limit = _read.MAX_BYTES
+    too_big = f"{url} is larger than the {_read.size_limit()} limit."
+    declared = _declared_length(resp.headers)
+    if declared is not None and declared > limit:
+        raise PullError(too_big)
+    content_type = resp.headers.get("content-type", "")
+    chunks: list[bytes] = []
+    size, checked = 0, False
     try:
-        with (
-            httpx.Client(
-                follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout, headers=headers
-            ) as client,
-            client.stream("GET", url) as resp,
-        ):
-            if resp.status_code >= 400:
-                raise PullError(f"{url} answered HTTP {resp.status_code}.")
-            limit = _read.MAX_BYTES
-            too_big = f"{url} is larger than the {_read.size_limit()} limit."
-            declared = resp.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > limit:
+        for chunk in resp.iter_bytes():
+            size += len(chunk)
+            if size > limit:
                 raise PullError(too_big)
-            chunks, size = [], 0
-            for chunk in resp.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise PullError(too_big)
-                chunks.append(chunk)
-            meta = {
-                "etag": resp.headers.get("etag", ""),
-                "last_modified": resp.headers.get("last-modified", ""),
-                "content_type": resp.headers.get("content-type", ""),
-            }
-            return b"".join(chunks), meta
+            chunks.append(chunk)
+            if not checked and size >= _SNIFF_BYTES:
+                _check_type(url, content_type, b"".join(chunks))
+                checked = True
+            if policy.clock() > deadline:
+                raise _Transient(f"sent only {size} bytes in {policy.body_timeout:g} s")
+    except httpx.TimeoutException as exc:
+        raise _Transient(f"stopped sending for {policy.read_timeout:g} s mid-body") from exc
+    except httpx.TransportError as exc:
+        if declared is not None:
+            got = resp.num_bytes_downloaded
+            raise _Transient(f"sent {got} of the {declared} bytes it announced") from exc
+        raise _Transient(f"broke off the connection ({_reason(exc)})") from exc
+    data = b"".join(chunks)
+    if not checked:
+        _check_type(url, content_type, data)
+    if declared is not None and resp.num_bytes_downloaded < declared:
+        raise _Transient(f"sent {resp.num_bytes_downloaded} of the {declared} bytes it announced")
+    return data
+
+
+def _meta(resp: httpx.Response) -> dict[str, str]:
+    return {
+        "etag": resp.headers.get("etag", ""),
+        "last_modified": resp.headers.get("last-modified", ""),
+        "content_type": resp.headers.get("content-type", ""),
+    }
+
+
+def _answer(
+    url: str, resp: httpx.Response, conditional: bool, policy: Policy, deadline: float
+) -> Fetched | None:
+    """``(bytes, meta)`` for a 2xx, None for an asked-for 304; otherwise a failure."""
+    status = resp.status_code
+    if status == 304 and conditional:
+        return None
+    if status in RETRY_STATUSES:
+        wait = retry_after_seconds(resp.headers.get("retry-after"))
+        raise _Transient(f"returned HTTP {status}", wait)
+    if not 200 <= status < 300 or status == 206:  # 206: a part we did not ask for
+        raise PullError(f"{url} returned HTTP {status}.")
+    return _read_body(url, resp, policy, deadline), _meta(resp)
+
+
+def _attempt(
+    client: httpx.Client, url: str, headers: dict[str, str], policy: Policy, end: float
+) -> Fetched | None:
+    """One request; a PullError is final, a _Transient is worth another attempt."""
+    import httpx
+
+    deadline = min(policy.clock() + policy.body_timeout, end)
+    try:
+        with client.stream("GET", url, headers=headers) as resp:
+            return _answer(url, resp, bool(headers), policy, deadline)
     except httpx.TooManyRedirects as exc:
         raise PullError(f"{url} redirects more than {MAX_REDIRECTS} times.") from exc
+    except httpx.ConnectTimeout as exc:
+        raise _Transient(f"could not be reached within {policy.connect_timeout:g} s") from exc
     except httpx.TimeoutException as exc:
-        raise PullError(f"{url} did not answer in time.") from exc
+        raise _Transient(f"did not answer within {policy.read_timeout:g} s") from exc
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise PullError(f"{url} is not a valid address ({_reason(exc)}).") from exc
+    except httpx.TransportError as exc:
+        raise _Transient(f"could not be fetched ({_reason(exc)})") from exc
     except httpx.HTTPError as exc:
         raise PullError(f"{url} could not be fetched: {exc.__class__.__name__}.") from exc
-    except httpx.InvalidURL as exc:
-        raise PullError(f"{url} is not a valid address ({exc}).") from exc
+
+
+def _gave_up(url: str, failure: _Transient, attempts: int, out_of_time: float | None) -> PullError:
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if out_of_time is not None:
+        return PullError(
+            f"{url} {failure.what}; gave up after {tries}, as waiting longer would pass "
+            f"the {out_of_time:g} s allowed."
+        )
+    return PullError(f"{url} {failure.what}; gave up after {tries}.")
+
+
+def fetch_url(
+    url: str, conditional: dict[str, str] | None = None, policy: Policy | None = None
+) -> Fetched | None:
+    """A URL's bytes and headers (etag, last_modified, content_type), retrying passing
+    failures; None when ``conditional`` headers were sent and the server answered 304."""
+    import httpx
+
+    policy = policy or POLICY
+    headers = {"User-Agent": USER_AGENT, "Accept": "text/html,application/pdf,text/plain,*/*"}
+    timeout = httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout)
+    start = policy.clock()
+    end = start + policy.total
+    attempts = max(1, policy.attempts)
+    with httpx.Client(
+        follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout, headers=headers
+    ) as client:
+        for attempt in range(1, attempts + 1):
+            try:
+                return _attempt(client, url, dict(conditional or {}), policy, end)
+            except _Transient as failure:
+                if attempt == attempts:
+                    raise _gave_up(url, failure, attempt, None) from failure
+                wait = policy.backoff(attempt, failure.retry_after)
+                if policy.clock() + wait > end:
+                    raise _gave_up(url, failure, attempt, policy.total) from failure
+                policy.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _validators(raw_dir: Path, source: Source, previous: Snapshot | None) -> dict[str, str]:
+    """If-None-Match / If-Modified-Since from the newest snapshot of this very URL, when its
+    bytes are still on disk (a 304 must leave us something to point at)."""
+    if previous is None or previous.origin != source.url or not previous.path(raw_dir).exists():
+        return {}
+    headers = {}
+    if previous.etag:
+        headers["If-None-Match"] = previous.etag
+    if previous.last_modified:
+        headers["If-Modified-Since"] = previous.last_modified
+    return headers
+
+
+# ------------------------------------------------------------------------------ storing
 
 
 def fetch(project: Project, source: Source) -> tuple[bytes, dict[str, str]]:
     """The source's current bytes, from its url or its path in the project."""
     if source.url:
-        return _fetch_url(source.url, latest_snapshot(project.raw_dir, source.id))
+        got = fetch_url(source.url)
+        assert got is not None  # no conditional headers were sent
+        return got
     path = safe_relative(project.root, source.path, f"Source {source.id!r} path")
     return _read.read_file(path, f"Source {source.id!r}: the file {source.path}", PullError), {}
 
@@ -153,7 +371,23 @@ def store(project: Project, source: Source, data: bytes, meta: dict[str, str]) -
     return PullResult(snap, new=True)
 
 
-def pull(project: Project, source: Source) -> PullResult:
-    """Fetch a source and store it; an unchanged source is not stored again."""
-    data, meta = fetch(project, source)
-    return store(project, source, data, meta)
+def pull(project: Project, source: Source, policy: Policy | None = None) -> PullResult:
+    """Fetch a source and store it; an unchanged source is not stored again, and a URL whose
+    server answers 304 Not Modified is not even downloaded."""
+    if source.url:
+        previous = latest_snapshot(project.raw_dir, source.id)
+        conditional = _validators(project.raw_dir, source, previous)
+        got = fetch_url(source.url, conditional, policy)
+        if got is None:
+            assert previous is not None  # a 304 is only accepted after conditional headers
+            return PullResult(previous, new=False, not_modified=True)
+        data, meta = got
+    else:
+        data, meta = fetch(project, source)
+    try:
+        return store(project, source, data, meta)
+    except InputError as exc:
+        sentence = str(exc)
+        raise InputError(
+            f"Source {source.id!r} ({source.origin}): {sentence[:1].lower()}{sentence[1:]}"
+        ) from exc
