@@ -82,9 +82,16 @@ def test_a_second_report_makes_a_minor_version_people_can_diff_query_and_downloa
         cwd=project_copy, env=env,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    second = _cli("run", "--no-progress", cwd=project_copy, env=env)
+    mirror = tmp_path / "mirror"
+    second = _cli(
+        "run", "--no-progress", "--publish-to", mirror.as_uri(), cwd=project_copy, env=env
+    )  # fmt: skip
     assert second.returncode == 0, second.stderr
     assert "lixia: published version 1.1.0" in second.stdout
+    assert json.loads((mirror / "lixia/latest.json").read_text("utf-8"))["version"] == "1.1.0"
+    for name in ("datapackage.json", "indicators.csv", "changes.json"):
+        copied = (mirror / "lixia/1.1.0" / name).read_bytes()
+        assert copied == (project_copy / "published/lixia/1.1.0" / name).read_bytes()
 
     published = project_copy / "published"
     changes = json.loads((published / "lixia/1.1.0/changes.json").read_text("utf-8"))
