@@ -1,68 +1,73 @@
 """The main job: the `publish-dataset` flow, one run per dataset of sources.yaml.
 
 Tasks wrap the library steps of :mod:`reportdata.pipeline` and add what orchestration owns:
-the run logger, and artifacts (the validation summary as Markdown, the
-figures as a table). Tasks are coarse (a source's pull, a dataset's extraction) because the
-Prefect server records only about a dozen task runs a second.
+the run logger and artifacts (a summary of every source, the validation report, a table of
+the figures). Tasks are coarse (all pulls of a dataset, a chunk of extractions) because the
+Prefect server records only about a dozen task runs a second: a run costs the same handful of
+task runs for ten sources or ten thousand. Extraction chunks go to the flow's task runner,
+which spreads them over a Dask cluster when the run asks for one (``reportdata run --runner
+dask``).
+
+A source that fails (unreachable, unreadable, invalid figures) is reported and keeps the rows
+it had in the latest release; the other sources still publish. A rerun whose inputs (raw
+bytes, sources.yaml entries, extractor code) are those of the newest release skips
+validation and publishing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.states import Failed
 
 from reportdata import pipeline
 from reportdata.errors import ReportdataError
+from reportdata.locking import run_lock
 from reportdata.progress import emit
 from reportdata.project import load
-from reportdata.pull import pull
 from reportdata.tables import GUIDE_COLUMNS
 
 FIGURE_COLUMNS = ("document_id", *GUIDE_COLUMNS)
+ARTIFACT_ROWS = 500  # the figures table artifact shows this many rows at most
 
 
-@task(name="pull-source", cache_policy=NONE)  # retries with backoff inside reportdata.pull
-def pull_source(root: str, source_id: str) -> dict:
-    """Fetch one source into raw/ (a new snapshot only when its bytes changed)."""
+@task(name="pull-sources", cache_policy=NONE)  # each pull retries with backoff inside
+def pull_sources(root: str, dataset: str) -> dict:
+    """Fetch every source of the dataset into raw/, several at a time."""
     project = load(Path(root))
-    source = next(s for s in project.sources if s.id == source_id)
-    result = pull(project, source)
-    get_run_logger().info(
-        "%s: %s %s (%d bytes, %s, %s)",
-        source_id,
-        "new snapshot" if result.new else "unchanged",
-        result.snapshot.file,
-        result.snapshot.bytes,
-        result.snapshot.format,
-        result.snapshot.encoding,
+    results, failures = pipeline.pull_sources(
+        project, project.sources_of(dataset), on_done=lambda sid: emit("pull", sid)
     )
-    emit("pull", source_id)
-    return {"source_id": source_id, "new": result.new, "sha256": result.snapshot.sha256}
+    new = sorted(sid for sid, r in results.items() if r.new)
+    not_modified = sum(1 for r in results.values() if getattr(r, "not_modified", False))
+    get_run_logger().info(
+        "%s: %d sources pulled (%d new snapshots, %d answered 304), %d failed",
+        dataset,
+        len(results),
+        len(new),
+        not_modified,
+        len(failures),
+    )
+    return {"new": new, "failures": failures}
 
 
-@task(name="extract-dataset", cache_policy=NONE)
-def extract_dataset(root: str, dataset: str) -> pipeline.Rows:
-    """Read and extract every source of the dataset from its newest snapshot."""
+@task(name="extract-sources", cache_policy=NONE)
+def extract_chunk(root: str, dataset: str, source_ids: list[str]) -> pipeline.Extracted:
+    """Rows of some sources: from the cache when nothing they depend on changed."""
     project = load(Path(root))
-    parts = []
-    for source in project.sources_of(dataset):
-        rows = pipeline.extract_source(project, source)
-        get_run_logger().info("%s: %d figures", source.id, len(rows["indicators"]))
-        parts.append(rows)
-    emit("extract", dataset)
-    return pipeline.merge(parts)
+    wanted = set(source_ids)
+    sources = [s for s in project.sources_of(dataset) if s.id in wanted]
+    return pipeline.extract_sources(project, sources)
 
 
 @task(name="validate-dataset", cache_policy=NONE)
-def validate_dataset(root: str, dataset: str, rows: pipeline.Rows):
-    """Check the tables against their schemas and the cross-field rules; publish the summary."""
+def validate_dataset(root: str, dataset: str, extracted: pipeline.Extracted):
+    """Check the tables; a source whose rows fail keeps its last published rows instead."""
     project = load(Path(root))
-    tables = pipeline.frames(rows)
-    report = pipeline.check(project, dataset, tables)
+    _, failures, report, tables = _validated(project, dataset, extracted)
     create_markdown_artifact(
         report.to_markdown(),
         key=f"{_key(dataset)}-validation",
@@ -70,19 +75,43 @@ def validate_dataset(root: str, dataset: str, rows: pipeline.Rows):
     )
     pipeline.require_valid(project, dataset, report)
     emit("validate", dataset)
-    return tables, report
+    return tables, report, failures
+
+
+def _validated(project, dataset: str, extracted: pipeline.Extracted):
+    failures = dict(extracted.failures)
+    by_source = dict(extracted.rows)
+    for _ in range(2):  # once with every source, once more without those that failed
+        carried = pipeline.previous_rows(project, dataset, set(failures))
+        parts = [by_source[sid] for sid in sorted(by_source)] + [
+            carried[sid] for sid in sorted(carried)
+        ]
+        tables = pipeline.frames(pipeline.merge(parts))
+        report = pipeline.check(project, dataset, tables)
+        blamed = pipeline.failing_sources(report, tables) if not report.ok else set()
+        if not blamed or blamed - set(by_source) or blamed == set(by_source):
+            break  # all well; or errors no single source owns: the run fails as a whole
+        for sid in blamed:
+            failures[sid] = (
+                f"Source {sid!r}: its figures failed validation "
+                f"({report.summary().rstrip('.')}); they were left out."
+            )
+            by_source.pop(sid)
+    return by_source, failures, report, tables
 
 
 @task(name="publish-release", cache_policy=NONE)
-def publish_release(root: str, dataset: str, tables, report) -> dict:
-    """Load DuckDB and publish the version (nothing new when the data are unchanged)."""
+def publish_release(root: str, dataset: str, tables, report, inputs: str | None) -> dict:
+    """Publish the version (nothing new when the data are unchanged) and its files."""
     project = load(Path(root))
-    summary = pipeline.release(project, dataset, tables, report)
+    summary = pipeline.release(project, dataset, tables, report, inputs=inputs)
     indicators = tables["indicators"]
+    shown = indicators.loc[:, list(FIGURE_COLUMNS)].head(ARTIFACT_ROWS)
+    cut = f" (first {len(shown)} of {len(indicators)})" if len(indicators) > len(shown) else ""
     create_table_artifact(
-        indicators.loc[:, list(FIGURE_COLUMNS)].to_dict(orient="records"),
+        shown.to_dict(orient="records"),
         key=f"{_key(dataset)}-figures",
-        description=f"Figures of dataset {dataset}, version {summary.version}",
+        description=f"Figures of dataset {dataset}, version {summary.version}{cut}",
     )
     get_run_logger().info(
         "%s: %s version %s at %s",
@@ -121,33 +150,117 @@ def _key(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower())
 
 
+def _chunks(items: list[str], count: int) -> list[list[str]]:
+    count = max(1, min(count, len(items)))
+    return [items[i::count] for i in range(count)] if items else []
+
+
+def _unchanged(project, dataset: str, inputs: str) -> dict | None:
+    """The newest release, when it was made from exactly these inputs (finished if a
+    crashed run left it unfinished); None when there is work to do."""
+    from reportdata.publish import complete_release
+
+    if pipeline.published_inputs(project, dataset) != inputs:
+        return None
+    version = complete_release(project.published_dir, dataset, project.dataset(dataset).title)
+    if version is None:
+        return None
+    emit("validate", dataset)
+    emit("publish", dataset)
+    path = project.published_dir / dataset / version
+    return {"dataset": dataset, "version": version, "path": str(path), "new": False, "counts": {}}
+
+
+def _summary_markdown(dataset: str, sources, pulled: dict, extracted, failures, release) -> str:
+    state = "published" if release["new"] else "unchanged; latest is"
+    lines = [
+        f"# {dataset}: {state} version {release['version']}",
+        "",
+        f"{len(sources)} sources: {len(sources) - len(failures)} ok, {len(failures)} failed; "
+        f"{len(pulled['new'])} new snapshots; {extracted.cached} extractions reused.",
+        "",
+        "| source | status |",
+        "|---|---|",
+    ]
+    for source in sources:
+        if source.id in failures:
+            status = "failed: " + failures[source.id].replace("|", "\\|")
+        elif source.id in pulled["new"]:
+            status = "new snapshot, extracted"
+        else:
+            status = "unchanged"
+        lines.append(f"| {source.id} | {status} |")
+    return "\n".join(lines) + "\n"
+
+
 @flow(name="publish-dataset", log_prints=True)
 def publish_dataset(
     dataset: str,
     project_dir: str = ".",
     publish_to: str | None = None,
     endpoint_url: str | None = None,
+    chunks: int = 1,
+    lock_timeout: float = 1800.0,
 ):
     """Pull, extract, validate, load and publish one dataset of a reportdata project.
 
-    Returns the release (dataset, version, path, new, row counts). With ``publish_to`` (an
-    fsspec URL such as s3://bucket/prefix, with ``endpoint_url`` for an S3-compatible server)
-    published/ is then mirrored there. A user error (a source that cannot be pulled or read,
-    failed validation, an unreachable remote) ends the run Failed with its one-sentence
-    reason, and nothing is published.
+    Returns the release (dataset, version, path, new, row counts, failed sources). Sources
+    that fail are listed in the run's summary artifact and keep their last published rows;
+    the others still publish. ``chunks`` splits extraction into that many tasks (for a Dask
+    task runner). With ``publish_to`` (an fsspec URL such as s3://bucket/prefix, with
+    ``endpoint_url`` for an S3-compatible server) published/ is then mirrored there. Another
+    run holding the project's lock is waited for up to ``lock_timeout`` seconds. A user error
+    (every source failed, failed validation, an unreachable remote) ends the run Failed with
+    its one-sentence reason, and nothing is published.
     """
     root = str(Path(project_dir).resolve())
+    logger = get_run_logger()
     try:
-        project = load(Path(root))
-        sources = project.sources_of(dataset)
-        for source in sources:
-            pull_source(root, source.id)
-        rows = extract_dataset(root, dataset)
-        tables, report = validate_dataset(root, dataset, rows)
-        release = publish_release(root, dataset, tables, report)
-        if publish_to:
-            mirror_release(root, publish_to, endpoint_url)
-        return release
+        with run_lock(Path(root), timeout=lock_timeout):
+            project = load(Path(root))
+            sources = project.sources_of(dataset)
+            pulled = pull_sources(root, dataset)
+            readable = [s.id for s in sources if s.id not in pulled["failures"]]
+            batches = _chunks(readable, chunks)
+            futures = extract_chunk.map(unmapped(root), unmapped(dataset), batches)
+            extracted = pipeline.Extracted()
+            for part in (f.result() for f in futures):
+                extracted.rows.update(part.rows)
+                extracted.keys.update(part.keys)
+                extracted.failures.update(part.failures)
+                extracted.cached += part.cached
+            extracted.failures.update(pulled["failures"])
+            emit("extract", dataset)
+            if not extracted.rows and sources:
+                first = next(iter(extracted.failures.values()))
+                raise _all_failed(dataset, len(sources), first)
+            failures = dict(extracted.failures)
+            inputs = None
+            if not failures:
+                inputs = pipeline.inputs_fingerprint(project, dataset, extracted.keys)
+            release = _unchanged(project, dataset, inputs) if inputs else None
+            if release is None:
+                tables, report, failures = validate_dataset(root, dataset, extracted)
+                release = publish_release(root, dataset, tables, report, inputs)
+            for sid, sentence in sorted(failures.items()):
+                logger.warning("%s: %s", sid, sentence)
+            create_markdown_artifact(
+                _summary_markdown(dataset, sources, pulled, extracted, failures, release),
+                key=f"{_key(dataset)}-summary",
+                description=f"Sources of dataset {dataset} in this run",
+            )
+            if publish_to:
+                mirror_release(root, publish_to, endpoint_url)
+            return {**release, "failures": failures}
     except ReportdataError as exc:
-        get_run_logger().error("%s", exc)
+        logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)
+
+
+def _all_failed(dataset: str, count: int, first: str) -> ReportdataError:
+    from reportdata.errors import PullError
+
+    what = "its source" if count == 1 else f"all {count} sources"
+    if count == 1:
+        return PullError(first)
+    return PullError(f"Dataset {dataset!r}: {what} failed; the first: {first}")

@@ -103,7 +103,7 @@ def test_failed_validation_publishes_nothing_and_keeps_the_release(
     prefect_server, project_copy, monkeypatch
 ):
     from flows.publish_dataset import publish_dataset
-    from reportdata import pipeline
+    from reportdata import cache, pipeline
 
     publish_dataset("lixia", str(project_copy))
     before = _tree(project_copy / "published")
@@ -116,6 +116,7 @@ def test_failed_validation_publishes_nothing_and_keeps_the_release(
         return rows
 
     monkeypatch.setattr(pipeline, "extract_source", corrupted)
+    monkeypatch.setattr(cache, "extractor_version", lambda: "a-changed-extractor")
     state = publish_dataset("lixia", str(project_copy), return_state=True)
     assert state.is_failed()
     assert "nothing was published" in state.message

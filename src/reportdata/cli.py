@@ -29,6 +29,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+PARTIAL = 3  # exit status of a run that published while some sources failed
+
 ProjectOpt = Annotated[
     Path | None,
     typer.Option(
@@ -62,6 +64,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to wait for another run of this project to finish before giving up.",
+        ),
+    ] = 1800.0,
     endpoint_url: Annotated[
         str | None,
         typer.Option(
@@ -76,8 +86,12 @@ def run(
 
     Runs the Prefect flow `publish-dataset` once per dataset. With PREFECT_API_URL set it
     reports to that Prefect server; without it Prefect starts a temporary local one. A
-    rerun with unchanged inputs publishes nothing new. When validation fails nothing is
-    published, the report is written under reports/<dataset>/ and the exit status is 1.
+    rerun with unchanged inputs (raw bytes, sources.yaml, extractor) skips the work and
+    publishes nothing new. A source that fails (unreachable, unreadable, invalid figures)
+    keeps its last published rows while the others publish; the run then warns and exits 3.
+    When validation fails as a whole nothing is published, the report is written under
+    reports/<dataset>/ and the exit status is 1. One run at a time per project: another
+    run is waited for (--wait seconds), then the exit status is 75.
     """
     from reportdata.project import open_project
 
@@ -90,13 +104,24 @@ def run(
     if endpoint_url and not publish_to:
         raise typer.BadParameter("--endpoint-url needs --publish-to.")
     results = run_datasets(
-        proj, names, progress=progress, publish_to=publish_to, endpoint_url=endpoint_url
+        proj,
+        names,
+        progress=progress,
+        publish_to=publish_to,
+        endpoint_url=endpoint_url,
+        lock_timeout=wait,
     )
     for r in results:
         state = "published" if r.new else "unchanged, latest is"
         typer.echo(f"{r.dataset}: {state} version {r.version} ({r.path})")
+        for sid, sentence in sorted(r.failures.items()):
+            _say(f"warning: {sentence}" if sid in sentence else f"warning: {sid}: {sentence}")
     if publish_to:
         typer.echo(f"mirrored published/ to {publish_to}")
+    failed = sum(len(r.failures) for r in results)
+    if failed:
+        _say(f"{failed} source(s) failed and kept their last published rows; the rest published.")
+        raise typer.Exit(PARTIAL)
 
 
 @app.command()

@@ -39,3 +39,9 @@ class RemoteError(PublishError):
 
 class DownloadError(ReportdataError):
     """A published version could not be downloaded, checked or written."""
+
+
+class RunLocked(ReportdataError):
+    """Another run holds the project's run lock."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later

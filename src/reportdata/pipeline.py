@@ -5,10 +5,13 @@ Each step takes data and returns data; none knows about Prefect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from reportdata.errors import ValidationFailed
+from reportdata.errors import ReportdataError, ValidationFailed
 from reportdata.project import Project, Source
 from reportdata.pull import Snapshot, latest_snapshot
 from reportdata.read import read_bytes
@@ -26,15 +29,31 @@ class ReleaseSummary:
     path: Path
     new: bool
     counts: dict[str, int]
+    failures: dict[str, str] = field(default_factory=dict)
 
 
-def extract_source(project: Project, source: Source, snapshot: Snapshot | None = None) -> Rows:
-    """Read a source's newest snapshot and build its rows."""
-    snap = snapshot or latest_snapshot(project.raw_dir, source.id)
+@dataclass
+class Extracted:
+    """The rows of the sources that could be read, and why the others could not."""
+
+    rows: dict[str, Rows] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # source id → cache key of its rows
+    failures: dict[str, str] = field(default_factory=dict)  # source id → the sentence
+    cached: int = 0
+
+
+def _snapshot_of(project: Project, source: Source) -> Snapshot:
+    snap = latest_snapshot(project.raw_dir, source.id)
     if snap is None:
         from reportdata.errors import PullError
 
         raise PullError(f"Source {source.id!r} has not been pulled yet.")
+    return snap
+
+
+def extract_source(project: Project, source: Source, snapshot: Snapshot | None = None) -> Rows:
+    """Read a source's newest snapshot and build its rows."""
+    snap = snapshot or _snapshot_of(project, source)
     data = snap.path(project.raw_dir).read_bytes()
     read = read_bytes(data, snap.content_type or snap.file)
     info = DocumentInfo(
@@ -49,6 +68,132 @@ def extract_source(project: Project, source: Source, snapshot: Snapshot | None =
         published_year=source.published_year,
     )
     return build_rows(info, read)
+
+
+def pull_sources(
+    project: Project, sources: list[Source], workers: int = 8, on_done=None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Pull every source, several at a time; returns (results, failures) by source id.
+
+    A source that cannot be pulled is recorded with its sentence; the others go on.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reportdata.pull import pull
+
+    def one(source: Source):
+        try:
+            return source.id, pull(project, source), None
+        except ReportdataError as exc:
+            return source.id, None, str(exc)
+        except OSError as exc:
+            return source.id, None, f"Source {source.id!r} could not be stored: {exc}."
+
+    results: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for sid, result, error in pool.map(one, sources):
+            if error is None:
+                results[sid] = result
+            else:
+                failures[sid] = error
+            if on_done is not None:
+                on_done(sid)
+    return results, failures
+
+
+def extract_sources(project: Project, sources: list[Source]) -> Extracted:
+    """Rows of each source, from the cache when its raw bytes, its sources.yaml entry and the
+    extractor are unchanged; a source that cannot be read is recorded, not raised."""
+    from reportdata import cache
+
+    out = Extracted()
+    for source in sources:
+        try:
+            snap = _snapshot_of(project, source)
+            key = cache.source_key(source, snap.sha256, snap.content_type or snap.file)
+            rows = cache.load_rows(project, source.id, key)
+            if rows is None:
+                rows = extract_source(project, source, snap)
+                cache.save_rows(project, source.id, key, rows)
+            else:
+                out.cached += 1
+        except ReportdataError as exc:
+            out.failures[source.id] = str(exc)
+            continue
+        except OSError as exc:
+            out.failures[source.id] = f"Source {source.id!r} could not be read: {exc}."
+            continue
+        out.rows[source.id] = rows
+        out.keys[source.id] = key
+    return out
+
+
+def inputs_fingerprint(project: Project, dataset: str, keys: dict[str, str]) -> str:
+    """What a release is made from: each source's cache key and the dataset's metadata."""
+    from dataclasses import asdict
+
+    meta = json.dumps(asdict(project.dataset(dataset)), sort_keys=True, ensure_ascii=False)
+    body = json.dumps(sorted(keys.items())) + "\0" + meta
+    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def failing_sources(report, tables) -> set[str] | None:
+    """The sources (document ids) whose rows the validation errors are about; None when an
+    error belongs to no row (a missing table), so no source can be blamed alone."""
+    from reportdata.schema import TABLES, primary_key
+
+    owners: dict[tuple[str, str], str] = {}
+    for name in TABLES:
+        frame = tables[name]
+        key = primary_key(name)
+        if len(key) != 1 or "document_id" not in frame:
+            continue
+        for k, doc in zip(frame[key[0]].astype(str), frame["document_id"].astype(str), strict=True):
+            owners[(name, k)] = doc
+    blamed: set[str] = set()
+    for error in report.errors:
+        owner = owners.get((error["table"], str(error.get("key"))))
+        if owner is None:
+            return None
+        blamed.add(owner)
+    return blamed
+
+
+def previous_rows(project: Project, dataset: str, source_ids: set[str]) -> dict[str, Rows]:
+    """The rows the latest published version holds for these sources, by source."""
+    from reportdata.publish import latest_version
+    from reportdata.schema import TABLES
+
+    version = latest_version(project.published_dir, dataset)
+    found: dict[str, Rows] = {}
+    if version is None or not source_ids:
+        return found
+    folder = project.published_dir / dataset / version
+    for name in TABLES:
+        try:
+            rows = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        for row in rows:
+            doc = row.get("document_id")
+            if doc in source_ids:
+                found.setdefault(doc, {t: [] for t in TABLES})[name].append(row)
+    return found
+
+
+def published_inputs(project: Project, dataset: str) -> str | None:
+    """The inputs fingerprint of the newest published version, if it recorded one."""
+    from reportdata.publish import INPUTS_KEY, newest_version, read_package
+
+    version = newest_version(project.published_dir, dataset)
+    if version is None:
+        return None
+    try:
+        value: Any = read_package(project.published_dir, dataset, version).get(INPUTS_KEY)
+    except ReportdataError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def merge(parts: list[Rows]) -> Rows:
@@ -110,11 +255,21 @@ def dataset_info(project: Project, dataset: str):
     )
 
 
-def release(project: Project, dataset: str, tables, report=None) -> ReleaseSummary:
+def release(
+    project: Project, dataset: str, tables, report=None, inputs: str | None = None
+) -> ReleaseSummary:
     """Publish the tables as a version of the dataset (nothing new when unchanged);
-    ``report``, the result of :func:`check` on these tables, spares a second check."""
+    ``report``, the result of :func:`check` on these tables, spares a second check;
+    ``inputs`` (see :func:`inputs_fingerprint`) is recorded so that a rerun on the same
+    inputs can skip the work."""
     from reportdata.publish import publish
 
-    result = publish(tables, dataset_info(project, dataset), project.published_dir, report=report)
+    result = publish(
+        tables,
+        dataset_info(project, dataset),
+        project.published_dir,
+        report=report,
+        inputs=inputs,
+    )
     counts = {name: len(frame) for name, frame in tables.items()}
     return ReleaseSummary(result.dataset, result.version, result.path, result.new, counts)

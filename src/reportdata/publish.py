@@ -50,6 +50,7 @@ from reportdata.validate import ValidationReport, check_tables, validate_package
 
 DATAPACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 FINGERPRINT_KEY = "reportdata:fingerprint"
+INPUTS_KEY = "reportdata:inputs"  # what the version was made from (pipeline.inputs_fingerprint)
 LATEST = "latest.json"
 CHANGES = "changes.json"
 CHANGELOG = "CHANGELOG.md"
@@ -200,6 +201,12 @@ def _read_latest(dataset_dir: Path) -> str | None:
     return None
 
 
+def newest_version(published_dir: Path, dataset: str) -> str | None:
+    """The highest complete version folder of a dataset, whatever latest.json says."""
+    versions = _versions(Path(published_dir) / dataset)
+    return versions[-1] if versions else None
+
+
 def latest_version(published_dir: Path, dataset: str) -> str | None:
     """The dataset's latest version from `latest.json` (else its newest folder), or None."""
     dataset_dir = Path(published_dir) / dataset
@@ -287,6 +294,7 @@ def _descriptor(
     rendered: Mapping[str, tuple[bytes, bytes]],
     fp: str,
     changes: bytes,
+    inputs: str | None = None,
 ) -> dict[str, Any]:
     resources = [_table_resource(name, rendered[name][0]) for name in TABLES]
     for name in TABLES:
@@ -321,6 +329,7 @@ def _descriptor(
         **rest,
         "resources": resources,
         FINGERPRINT_KEY: fp,
+        **({INPUTS_KEY: inputs} if inputs else {}),
     }
 
 
@@ -358,6 +367,7 @@ def _write_version(
     rendered: Mapping[str, tuple[bytes, bytes]],
     fp: str,
     changes: Mapping[str, Any],
+    inputs: str | None = None,
 ) -> Path:
     """Write a complete version into a temporary folder, then rename it into place."""
     target = dataset_dir / version
@@ -372,7 +382,7 @@ def _write_version(
             _write_synced(tmp / f"{name}.json", json_bytes)
         changes_bytes = _json_bytes(changes)
         _write_synced(tmp / CHANGES, changes_bytes)
-        descriptor = _descriptor(metadata, version, created, rendered, fp, changes_bytes)
+        descriptor = _descriptor(metadata, version, created, rendered, fp, changes_bytes, inputs)
         _write_synced(tmp / "datapackage.json", _json_bytes(descriptor, indent=2))
         written = validate_package(tmp / "datapackage.json")
         if not written.ok:
@@ -407,6 +417,7 @@ def publish(
     *,
     created: str | None = None,
     report: ValidationReport | None = None,
+    inputs: str | None = None,
 ) -> PublishResult:
     """Publish `tables` as a new version of `info.name`, unless they equal the newest version.
 
@@ -433,7 +444,7 @@ def publish(
         ) from exc
     with lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # one publisher of a dataset at a time
-        return _publish_locked(tables, info, Path(published_dir), dataset_dir, created)
+        return _publish_locked(tables, info, Path(published_dir), dataset_dir, created, inputs)
 
 
 def _publish_locked(
@@ -442,6 +453,7 @@ def _publish_locked(
     published_dir: Path,
     dataset_dir: Path,
     created: str,
+    inputs: str | None = None,
 ) -> PublishResult:
     for leftover in dataset_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -463,7 +475,7 @@ def _publish_locked(
         return _unchanged(published_dir, info, previous)
     version = next_version(previous, found.bump or "patch")
     changes = found.to_json(dataset=info.name, version=version, previous=previous, created=created)
-    target = _write_version(dataset_dir, metadata, version, created, rendered, fp, changes)
+    target = _write_version(dataset_dir, metadata, version, created, rendered, fp, changes, inputs)
     finish_release(published_dir, info.name, info.title, version)
     return PublishResult(info.name, version, target, new=True)
 
@@ -525,6 +537,37 @@ def _warehouse_current(dataset_dir: Path, dataset: str, versions: list[str], lat
     except duckdb.Error:
         return False
     return sorted(held) == sorted((v, v == latest) for v in versions)
+
+
+def _catalog_latest(published_dir: Path, dataset: str) -> str | None:
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+        catalog = json.loads((published_dir / "catalog.json").read_text(encoding="utf-8"))
+        for entry in catalog["datasets"]:
+            if entry["name"] == dataset:
+                return entry["latest"]
+    return None
+
+
+def complete_release(published_dir: Path, dataset: str, title: str) -> str | None:
+    """Finish the newest version's release if a crashed run left it unfinished (nothing to do
+    when latest.json and the catalog already name it); returns that version, if any."""
+    published_dir = Path(published_dir)
+    dataset_dir = published_dir / dataset
+    newest = newest_version(published_dir, dataset)
+    if newest is None:
+        return None
+    done = _read_latest(dataset_dir) == newest and _catalog_latest(published_dir, dataset)
+    if done == newest:
+        return newest
+    try:
+        lock = open(dataset_dir / ".publish.lock", "a+b")  # noqa: SIM115 - held while finishing
+    except OSError as exc:
+        raise PublishError(f"Cannot write to {dataset_dir}: {exc.strerror or exc}.") from exc
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        newest = newest_version(published_dir, dataset) or newest
+        finish_release(published_dir, dataset, title, newest)
+    return newest
 
 
 def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -> None:

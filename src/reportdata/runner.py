@@ -77,6 +77,7 @@ def run_datasets(
     progress: bool = True,
     publish_to: str | None = None,
     endpoint_url: str | None = None,
+    lock_timeout: float = 1800.0,
 ) -> list[ReleaseSummary]:
     """Run the flow once per dataset; raise the first user error as its sentence.
 
@@ -95,6 +96,7 @@ def run_datasets(
                 str(project.root),
                 publish_to=publish_to,
                 endpoint_url=endpoint_url,
+                lock_timeout=lock_timeout,
                 return_state=True,
             )
             if state.is_failed():
@@ -105,7 +107,12 @@ def run_datasets(
             out = state.result()
             results.append(
                 ReleaseSummary(
-                    out["dataset"], out["version"], out["path"], out["new"], out["counts"]
+                    out["dataset"],
+                    out["version"],
+                    out["path"],
+                    out["new"],
+                    out["counts"],
+                    out.get("failures", {}),
                 )
             )
     return results

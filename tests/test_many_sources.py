@@ -1,0 +1,164 @@
+"""Many sources in one run: a failing source is reported and isolated, only changed work is
+redone, and a second run waits for (or gives up on) the first. Against the session's
+Prefect server, calling the flow in-process so that the extractor can be watched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from _helpers import Route, http_server
+
+from reportdata.locking import run_lock
+
+pytestmark = pytest.mark.slow
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def _report(n: int) -> str:
+    """A short report written for the tests; its figures differ with n."""
+    return (
+        f"某县第{n}号工作简报\n\n一、经济\n\n"
+        f"全县实现地区生产总值{100 + n}.5亿元,新增市场主体{2000 + n}户。\n\n"
+        f"二、民生\n\n城镇新增就业{3000 + n}人,新建养老服务站{n + 2}个。\n"
+    )
+
+
+def _project(root: Path, sources: list[dict]) -> Path:
+    doc = {
+        "datasets": {
+            "county": {
+                "title": "某县报告中的数字",
+                "description": "Figures from made-up county briefs.",
+                "licence": {"name": "CC0-1.0", "title": "Public domain"},
+            }
+        },
+        "sources": [{"dataset": "county", "publisher": "某县", **s} for s in sources],
+    }
+    (root / "sources.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    return root
+
+
+def _file_source(root: Path, n: int, data: bytes | None = None) -> dict:
+    path = root / "raw" / "embedded" / f"brief-{n}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if data is not None else _report(n).encode("utf-8"))
+    return {"id": f"brief-{n}", "path": f"raw/embedded/brief-{n}.txt", "published": "2024"}
+
+
+def _docs(root: Path, version: str) -> set[str]:
+    rows = json.loads((root / f"published/county/{version}/documents.json").read_text("utf-8"))
+    return {r["document_id"] for r in rows}
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the reports the extractor really reads (cache hits are not counted)."""
+    from reportdata import pipeline
+
+    seen: list[str] = []
+    real = pipeline.extract_source
+
+    def counting(project, source, snapshot=None):
+        seen.append(source.id)
+        return real(project, source, snapshot)
+
+    monkeypatch.setattr(pipeline, "extract_source", counting)
+    return seen
+
+
+def test_failing_sources_are_reported_and_the_rest_still_publish(
+    prefect_server, tmp_path, monkeypatch
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.publish_dataset import publish_dataset
+    from reportdata import cache, pipeline
+
+    with http_server({"/gone": Route(404, b"no such page")}) as server:
+        sources = [_file_source(tmp_path, n) for n in (1, 2, 3)]
+        sources.append(_file_source(tmp_path, 4, PNG))  # unreadable
+        sources.append({"id": "web-gone", "url": server.url("/gone")})  # unreachable
+        _project(tmp_path, sources)
+
+        real = pipeline.extract_source
+
+        def invalid_for_3(project, source, snapshot=None):
+            rows = real(project, source, snapshot)
+            if source.id == "brief-3":
+                rows["indicators"][0]["value_base"] *= 7  # breaks value = value_base check
+            return rows
+
+        monkeypatch.setattr(pipeline, "extract_source", invalid_for_3)
+        first = publish_dataset("county", str(tmp_path))
+
+    assert first["new"] is True and first["version"] == "1.0.0"
+    assert set(first["failures"]) == {"brief-3", "brief-4", "web-gone"}
+    assert "404" in first["failures"]["web-gone"]
+    assert "failed validation" in first["failures"]["brief-3"]
+    assert _docs(tmp_path, "1.0.0") == {"brief-1", "brief-2"}
+    with get_client(sync_client=True) as client:
+        (summary,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["county-summary"])),
+            limit=1,
+        )
+    for sid in ("brief-3", "brief-4", "web-gone"):
+        assert f"| {sid} | failed: " in summary.data
+    assert "| brief-1 | " in summary.data and "| brief-1 | failed" not in summary.data
+
+    # The extractor is fixed (brief-3 validates now) and brief-1 breaks: brief-1 keeps the
+    # rows it had, and nothing else moves.
+    monkeypatch.setattr(pipeline, "extract_source", real)
+    monkeypatch.setattr(cache, "extractor_version", lambda: "the-fixed-extractor")
+    before = (tmp_path / "published/county/1.0.0/indicators.json").read_bytes()
+    (tmp_path / "raw/embedded/brief-1.txt").write_bytes(PNG)
+    second = publish_dataset("county", str(tmp_path))
+    assert "brief-1" in second["failures"]
+    assert second["version"] == "1.1.0"  # brief-3 now validates: a new source, MINOR
+    assert _docs(tmp_path, "1.1.0") == {"brief-1", "brief-2", "brief-3"}
+    kept = json.loads((tmp_path / "published/county/1.1.0/indicators.json").read_text("utf-8"))
+    old = json.loads(before)
+    assert [r for r in kept if r["document_id"] == "brief-1"] == [
+        r for r in old if r["document_id"] == "brief-1"
+    ]
+
+
+def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, counted):
+    from flows.publish_dataset import publish_dataset
+
+    _project(tmp_path, [_file_source(tmp_path, n) for n in range(12)])
+    first = publish_dataset("county", str(tmp_path), chunks=3)
+    assert (first["version"], first["new"]) == ("1.0.0", True)
+    assert sorted(counted) == sorted(f"brief-{n}" for n in range(12))
+
+    counted.clear()
+    before = {p: p.read_bytes() for p in (tmp_path / "published").rglob("*") if p.is_file()}
+    again = publish_dataset("county", str(tmp_path), chunks=3)
+    assert (again["version"], again["new"]) == ("1.0.0", False)
+    assert counted == []  # nothing read again
+    assert again["counts"] == {}  # nor validated or published: the inputs are the release's
+    after = {p: p.read_bytes() for p in (tmp_path / "published").rglob("*") if p.is_file()}
+    assert after == before
+
+    corrected = _report(5).replace("105.5亿元", "106.5亿元")  # a value corrected in place
+    (tmp_path / "raw/embedded/brief-5.txt").write_text(corrected, encoding="utf-8")
+    changed = publish_dataset("county", str(tmp_path), chunks=3)
+    assert counted == ["brief-5"]
+    assert (changed["version"], changed["new"]) == ("1.0.1", True)  # corrected values: PATCH
+
+
+def test_a_second_run_gives_up_while_the_first_holds_the_project(prefect_server, tmp_path):
+    from flows.publish_dataset import publish_dataset
+
+    _project(tmp_path, [_file_source(tmp_path, 1)])
+    with run_lock(tmp_path):
+        state = publish_dataset("county", str(tmp_path), lock_timeout=0, return_state=True)
+    assert state.is_failed()
+    assert "Another reportdata run is publishing" in state.message
+    assert not (tmp_path / "published").exists()
+    done = publish_dataset("county", str(tmp_path), lock_timeout=0)
+    assert done["version"] == "1.0.0"
