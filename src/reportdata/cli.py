@@ -64,6 +64,25 @@ def run(
             show_default=False,
         ),
     ] = None,
+    runner: Annotated[
+        str,
+        typer.Option(
+            "--runner",
+            help="Where extraction runs: 'default' (threads in this process) or 'dask'.",
+        ),
+    ] = "default",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Dask scheduler (tcp://HOST:PORT) for --runner dask; default: a local cluster.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Workers of the local Dask cluster."),
+    ] = 2,
     wait: Annotated[
         float,
         typer.Option(
@@ -110,6 +129,9 @@ def run(
         publish_to=publish_to,
         endpoint_url=endpoint_url,
         lock_timeout=wait,
+        runner=runner,
+        address=address,
+        workers=workers,
     )
     for r in results:
         state = "published" if r.new else "unchanged, latest is"

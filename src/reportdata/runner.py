@@ -78,13 +78,18 @@ def run_datasets(
     publish_to: str | None = None,
     endpoint_url: str | None = None,
     lock_timeout: float = 1800.0,
+    runner: str = "default",
+    address: str | None = None,
+    workers: int = 2,
 ) -> list[ReleaseSummary]:
     """Run the flow once per dataset; raise the first user error as its sentence.
 
     With ``publish_to`` each run also mirrors published/ there (see `reportdata.remote`).
+    With ``runner="dask"`` extraction is spread over a Dask cluster: the one at ``address``
+    (tcp://host:port), else a local cluster of ``workers`` processes.
     """
     prefect_defaults()
-    from flows.publish_dataset import publish_dataset
+    publish_dataset, chunks = _flow(runner, address, workers)
 
     _quiet_user_errors()
     total = sum(len(project.sources_of(n)) + len(STAGES) - 1 for n in names)
@@ -97,6 +102,7 @@ def run_datasets(
                 publish_to=publish_to,
                 endpoint_url=endpoint_url,
                 lock_timeout=lock_timeout,
+                chunks=chunks,
                 return_state=True,
             )
             if state.is_failed():
@@ -116,6 +122,30 @@ def run_datasets(
                 )
             )
     return results
+
+
+def _flow(runner: str, address: str | None, workers: int):
+    """The flow with the task runner asked for, and how many extraction chunks to make."""
+    from flows.publish_dataset import publish_dataset
+
+    if runner == "default":
+        return publish_dataset, 1
+    if runner != "dask":
+        raise ReportdataError(f"Unknown runner {runner!r}; use 'default' or 'dask'.")
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        task_runner = DaskTaskRunner(address=address)
+    else:
+        task_runner = DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    return publish_dataset.with_options(task_runner=task_runner), max(1, workers) * 4
 
 
 def _user_error(state) -> ReportdataError | None:
