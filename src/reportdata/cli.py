@@ -331,6 +331,40 @@ def download(
 
 
 @app.command()
+def serve(
+    project: ProjectOpt = None,
+    write_prefect_yaml: Annotated[
+        bool,
+        typer.Option(
+            "--write-prefect-yaml",
+            help="Write prefect.yaml (the same deployments, for work pools) and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Serve one Prefect deployment per dataset, `publish-dataset/<dataset>`, on the cron
+    schedule the dataset declares in sources.yaml (default: daily at 06:00 UTC).
+
+    Runs until stopped; needs a Prefect server (PREFECT_API_URL). Trigger a run by hand with
+    `prefect deployment run publish-dataset/<dataset>`.
+    """
+    from reportdata.deployments import prefect_yaml
+    from reportdata.deployments import serve as serve_deployments
+    from reportdata.project import open_project
+
+    proj = open_project(project)
+    if write_prefect_yaml:
+        from reportdata.fsutil import atomic_write_text
+
+        atomic_write_text(proj.root / "prefect.yaml", prefect_yaml(proj))
+        typer.echo(f"wrote {proj.root / 'prefect.yaml'}")
+        return
+    from reportdata.runner import prefect_defaults
+
+    prefect_defaults()
+    serve_deployments(proj, announce=typer.echo)
+
+
+@app.command()
 def diff(
     dataset: Annotated[str, typer.Argument(help="Dataset name.", metavar="DATASET")],
     v1: Annotated[str, typer.Argument(help="The older version (e.g. 1.0.0).", metavar="V1")],
