@@ -55,6 +55,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def remove_temp_siblings(path: Path) -> None:
+    """Delete the temporary siblings (``.<name>.*.tmp``) that killed writes of ``path`` left.
+
+    Call it only while holding the lock of whoever writes ``path``: a live writer's
+    temporary file looks the same.
+    """
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            leftover.unlink()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))

@@ -44,7 +44,7 @@ import pandas as pd
 
 from reportdata.changes import Changes, PackageState, compare, next_version, render_changelog
 from reportdata.errors import PublishError, ValidationFailed
-from reportdata.fsutil import atomic_write_bytes, fsync_dir
+from reportdata.fsutil import atomic_write_bytes, fsync_dir, remove_temp_siblings
 from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
 from reportdata.validate import ValidationReport, check_tables, validate_package
 
@@ -457,6 +457,8 @@ def _publish_locked(
 ) -> PublishResult:
     for leftover in dataset_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
+    for written in (dataset_dir / CHANGELOG, dataset_dir / LATEST):
+        remove_temp_siblings(written)  # this dataset's lock is held: only crashed writes
     frames = {name: _by_key(name, tables[name]) for name in TABLES}
     rows = {name: table_rows(name, frames[name]) for name in TABLES}
     rendered = {name: (render_csv(name, rows[name]), render_json(rows[name])) for name in TABLES}
@@ -556,18 +558,41 @@ def complete_release(published_dir: Path, dataset: str, title: str) -> str | Non
     newest = newest_version(published_dir, dataset)
     if newest is None:
         return None
-    done = _read_latest(dataset_dir) == newest and _catalog_latest(published_dir, dataset)
-    if done == newest:
-        return newest
-    try:
-        lock = open(dataset_dir / ".publish.lock", "a+b")  # noqa: SIM115 - held while finishing
-    except OSError as exc:
-        raise PublishError(f"Cannot write to {dataset_dir}: {exc.strerror or exc}.") from exc
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    with _locked(dataset_dir / ".publish.lock"):
+        for written in (dataset_dir / CHANGELOG, dataset_dir / LATEST):
+            remove_temp_siblings(written)
         newest = newest_version(published_dir, dataset) or newest
-        finish_release(published_dir, dataset, title, newest)
+        done = _read_latest(dataset_dir) == newest
+        if not (done and _catalog_latest(published_dir, dataset) == newest):
+            finish_release(published_dir, dataset, title, newest)
     return newest
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive flock on `path` (created if missing)."""
+    try:
+        fh = open(path, "a+b")  # noqa: SIM115 - held for the block
+    except OSError as exc:
+        raise PublishError(f"Cannot write to {path.parent}: {exc.strerror or exc}.") from exc
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def _write_index(published_dir: Path) -> None:
+    """catalog.json and the pages, under the lock of the whole published/ folder (every
+    dataset's publisher writes them), after removing what crashed writes left."""
+    from reportdata.catalog import write_catalog
+    from reportdata.site import write_site
+
+    with _locked(published_dir / ".release.lock"):
+        pages = [published_dir / "catalog.json", published_dir / "index.html"]
+        pages += [d / "index.html" for d in published_dir.iterdir() if d.is_dir()]
+        for page in pages:
+            remove_temp_siblings(page)
+        write_catalog(published_dir)
+        write_site(published_dir)
 
 
 def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -> None:
@@ -578,8 +603,6 @@ def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -
     pointer. Each step is atomic and skipped when already current, so a run after a crash
     completes what the crashed run left undone and an unchanged rerun writes nothing.
     """
-    from reportdata.catalog import write_catalog
-    from reportdata.site import write_site
     from reportdata.warehouse import build_warehouse
 
     published_dir = Path(published_dir)
@@ -592,7 +615,6 @@ def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -
             build_warehouse(dataset_dir, dataset, latest=latest)
         if _read_latest(dataset_dir) != latest:
             _write_latest(dataset_dir, latest)
-        write_catalog(published_dir)
-        write_site(published_dir)
+        _write_index(published_dir)
     except OSError as exc:
         raise PublishError(f"Could not finish release {latest} in {dataset_dir}: {exc}.") from exc

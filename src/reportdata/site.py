@@ -549,8 +549,7 @@ def _downloads(dataset: dict[str, Any]) -> str:
         rows.append(
             f'<tr data-version="{esc(v["version"])}"><td><b>{esc(v["version"])}</b></td>'
             + "".join(
-                f'<td class="links">{"".join(cells[k])}</td>'
-                for k in ("csv", "json", "meta")
+                f'<td class="links">{"".join(cells[k])}</td>' for k in ("csv", "json", "meta")
             )
             + "</tr>"
         )
