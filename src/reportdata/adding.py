@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
 
 from reportdata import read as _read
 from reportdata.errors import InputError, ProjectError
-from reportdata.project import Project, Source, add_sources, load, slug
+from reportdata.project import (
+    Project,
+    Source,
+    add_sources,
+    load,
+    safe_relative,
+    slug,
+    snapshot_folder,
+)
 from reportdata.pull import Snapshot, fetch, store
 
 EMBED_DIR = Path("raw") / "embedded"
@@ -23,19 +32,40 @@ def _unique(candidate: str, taken: set[str]) -> str:
 
 
 def _local_copy(root: Path, file: Path, sid: str) -> str:
-    """The file's path inside the project, copying it into raw/embedded/ when it lives outside."""
+    """The file's path inside the project, copying it into raw/embedded/ when it lives outside.
+
+    The copy is never written through a symbolic link: not a ``raw/embedded`` that leads
+    outside the project, nor a (dangling) link already standing where the copy would go.
+    """
     src = file.expanduser().resolve()
-    if not src.is_file():
+    if not src.exists():
         raise InputError(f"{file} is not a file that exists.")
+    if not src.is_file():
+        kind = "a folder" if src.is_dir() else "a pipe, socket or device"
+        raise InputError(f"{file} is {kind}, not a report file.")
     if src.stat().st_size > _read.MAX_BYTES:
         raise InputError(f"{file} is larger than the {_read.size_limit()} limit.")
     if root in src.parents:
         return src.relative_to(root).as_posix()
-    target = root / EMBED_DIR / f"{sid}{src.suffix.lower()}"
-    if target.exists():
-        raise ProjectError(f"{target.relative_to(root)} already exists; choose another --id.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, target)
+    folder = root / EMBED_DIR
+    safe_relative(root, EMBED_DIR.as_posix(), "The folder")
+    target = folder / f"{sid}{src.suffix.lower()}"
+    taken = ProjectError(f"{target.relative_to(root)} already exists; choose another --id.")
+    if os.path.lexists(target):
+        raise taken
+    folder.mkdir(parents=True, exist_ok=True)
+    created = False
+    try:
+        # "x": never written through a link, never over a file that appeared meanwhile
+        with open(src, "rb") as fh_in, open(target, "xb") as fh_out:
+            created = True
+            shutil.copyfileobj(fh_in, fh_out)
+    except FileExistsError as exc:
+        raise taken from exc
+    except OSError as exc:
+        if created:
+            target.unlink(missing_ok=True)
+        raise ProjectError(f"{file} could not be copied into {EMBED_DIR}: {exc.strerror}.") from exc
     return target.relative_to(root).as_posix()
 
 
@@ -98,6 +128,7 @@ def add_reports(
                 area=area,
                 published=str(published or ""),
             )
+            snapshot_folder(root, sid)  # refuses a raw/<id> that is a link out of raw/
             holder = Project(root=project.root, datasets=project.datasets, sources=[source])
             data, meta = fetch(holder, source)
             if not (project.raw_dir / sid).exists():

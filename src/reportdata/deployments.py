@@ -95,7 +95,10 @@ def serve(project: Project, announce=print) -> None:
 
     url = _api_url()
     try:
-        httpx.get(url.rstrip("/") + "/health", timeout=10).raise_for_status()
+        with httpx.stream("GET", url.rstrip("/") + "/health", timeout=10) as answer:
+            answer.raise_for_status()
+            for _ in answer.iter_bytes(chunk_size=1024):
+                break  # a few bytes say the server is there; never read an unbounded body
     except httpx.HTTPError as exc:
         raise ProjectError(f"Cannot reach the Prefect server at {url}: {exc}.") from exc
     deployments = [

@@ -14,7 +14,7 @@ from typing import Any
 from reportdata.errors import ReportdataError, ValidationFailed
 from reportdata.project import Project, Source
 from reportdata.pull import Snapshot, latest_snapshot
-from reportdata.read import read_bytes
+from reportdata.read import read_bytes, read_file
 from reportdata.tables import DocumentInfo, build_rows
 
 Rows = dict[str, list[dict]]
@@ -54,7 +54,7 @@ def _snapshot_of(project: Project, source: Source) -> Snapshot:
 def extract_source(project: Project, source: Source, snapshot: Snapshot | None = None) -> Rows:
     """Read a source's newest snapshot and build its rows."""
     snap = snapshot or _snapshot_of(project, source)
-    data = snap.path(project.raw_dir).read_bytes()
+    data = read_file(snap.path(project.raw_dir), f"The snapshot of source {source.id!r}")
     read = read_bytes(data, snap.content_type or snap.file)
     info = DocumentInfo(
         document_id=source.id,

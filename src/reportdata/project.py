@@ -132,18 +132,68 @@ def safe_relative(root: Path, rel: str, what: str) -> Path:
     return resolved
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def snapshot_folder(root: Path, source_id: str) -> Path:
+    """``raw/<source_id>``, where a source's snapshots are kept, when it is safe to write to.
+
+    Refused: a ``raw`` that is not a folder or leads outside the project, a ``raw/<id>`` that
+    is not a folder or is a symbolic link, and a symbolic link among its files. A cloned
+    project can carry such links, and a pull would otherwise write or read through them.
+    """
+    real_root = root.resolve()
+    raw = root / "raw"
+    folder = raw / source_id
+    if os.path.lexists(raw):
+        if not raw.is_dir():
+            raise ProjectError(f"{raw} is not a folder, so no snapshot can be kept in it.")
+        if not _inside(raw.resolve(), real_root):
+            raise ProjectError(f"{raw} is a symbolic link leading outside the project folder.")
+    if not os.path.lexists(folder):
+        return folder
+    if folder.is_symlink():
+        raise ProjectError(
+            f"raw/{source_id} is a symbolic link; the snapshots of source {source_id!r} are "
+            "kept only in a real folder inside raw/."
+        )
+    if not folder.is_dir():
+        raise ProjectError(
+            f"raw/{source_id} is not a folder, so the snapshots of source {source_id!r} "
+            "cannot be kept there."
+        )
+    for entry in os.scandir(folder):
+        if entry.is_symlink():
+            raise ProjectError(
+                f"raw/{source_id}/{entry.name} is a symbolic link; snapshots and manifests "
+                "are only read from real files."
+            )
+    return folder
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One sentence for YAML that cannot be read, naming a refused tag (``!!python/...``)."""
+    mark = getattr(exc, "problem_mark", None)
+    at = f" at line {mark.line + 1}" if mark else ""
+    problem = " ".join((getattr(exc, "problem", None) or "").split())
+    tag = re.search(r"constructor for the tag '([^']+)'", problem)
+    if tag:
+        name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+        return (
+            f"{SOURCES_FILE} uses the tag {name}{at}, which is not allowed: only plain values, "
+            "lists and mappings are read."
+        )
+    return f"{SOURCES_FILE} is not valid YAML{at}" + (f" ({problem})." if problem else ".")
+
+
 def load(root: Path) -> Project:
     """Read and check sources.yaml; every problem is one sentence naming the entry."""
     path = root / SOURCES_FILE
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None)
-        raise ProjectError(
-            f"{SOURCES_FILE} is not valid YAML{at}" + (f" ({problem})." if problem else ".")
-        ) from exc
+        raise ProjectError(_yaml_problem(exc)) from exc
     except UnicodeDecodeError as exc:
         raise ProjectError(f"{SOURCES_FILE} is not UTF-8 text.") from exc
     except OSError as exc:
@@ -157,7 +207,7 @@ def load(root: Path) -> Project:
     datasets: dict[str, Dataset] = {}
     for name, d in raw_datasets.items():
         where = f"Dataset {name!r}"
-        if not isinstance(name, str) or not _ID.match(name):
+        if not isinstance(name, str) or not _ID.fullmatch(name):
             raise ProjectError(f"{where} needs a lower-case name of letters, digits, - and _.")
         if not isinstance(d, dict):
             raise ProjectError(f"{where} must be a mapping in {SOURCES_FILE}.")
@@ -179,7 +229,7 @@ def load(root: Path) -> Project:
             raise ProjectError(f"Source number {i} in {SOURCES_FILE} must be a mapping.")
         sid = _text(s.get("id"), f"Source number {i} id")
         where = f"Source {sid or i!r}"
-        if not _ID.match(sid):
+        if not _ID.fullmatch(sid):
             raise ProjectError(f"{where} needs an id of lower-case letters, digits, - and _.")
         if sid in seen:
             raise ProjectError(f"Source id {sid!r} appears twice in {SOURCES_FILE}.")
@@ -197,6 +247,7 @@ def load(root: Path) -> Project:
             raise ProjectError(f"{where} has url {url!r}; only http and https are supported.")
         if rel:
             safe_relative(root, rel, f"{where} path")
+        snapshot_folder(root, sid)
         lic = s.get("licence")
         sources.append(
             Source(

@@ -396,7 +396,9 @@ def _write_version(
         os.rename(tmp, target)
         fsync_dir(dataset_dir)
     except OSError as exc:
-        raise PublishError(f"Could not write version {version} in {dataset_dir}: {exc}.") from exc
+        raise PublishError(
+            f"Could not write version {version} in {dataset_dir}: {exc.strerror or exc}."
+        ) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -617,4 +619,6 @@ def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -
             _write_latest(dataset_dir, latest)
         _write_index(published_dir)
     except OSError as exc:
-        raise PublishError(f"Could not finish release {latest} in {dataset_dir}: {exc}.") from exc
+        raise PublishError(
+            f"Could not finish release {latest} in {dataset_dir}: {exc.strerror or exc}."
+        ) from exc

@@ -118,6 +118,9 @@ class PullResult:
     not_modified: bool = False
 
 
+_SNAPSHOT_NAME = re.compile(r"[0-9a-f]{16}\.(?:txt|html|pdf)")
+
+
 def manifest_path(raw_dir: Path, source_id: str) -> Path:
     return raw_dir / source_id / "manifest.json"
 
@@ -129,11 +132,18 @@ def read_manifest(raw_dir: Path, source_id: str) -> list[Snapshot]:
         return []
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return [Snapshot(**s) for s in doc["snapshots"]]
+        snaps = [Snapshot(**s) for s in doc["snapshots"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise PullError(
             f"The manifest {path} is damaged; restore it from version control."
         ) from exc
+    for snap in snaps:
+        if not _SNAPSHOT_NAME.fullmatch(str(snap.file)):
+            raise PullError(
+                f"The manifest {path} names the snapshot {snap.file!r}, which is no snapshot "
+                "file name; restore it from version control."
+            )
+    return snaps
 
 
 def latest_snapshot(raw_dir: Path, source_id: str) -> Snapshot | None:
@@ -361,13 +371,18 @@ def store(project: Project, source: Source, data: bytes, meta: dict[str, str]) -
         content_type=meta.get("content_type", ""),
     )
     target = snap.path(project.raw_dir)
-    if not target.exists():
-        atomic_write_bytes(target, data)
     doc = {"source": source.id, "snapshots": [asdict(s) for s in [*snaps, snap]]}
-    atomic_write_text(
-        manifest_path(project.raw_dir, source.id),
-        json.dumps(doc, ensure_ascii=False, indent=2) + "\n",
-    )
+    try:
+        if not target.exists():
+            atomic_write_bytes(target, data)
+        atomic_write_text(
+            manifest_path(project.raw_dir, source.id),
+            json.dumps(doc, ensure_ascii=False, indent=2) + "\n",
+        )
+    except OSError as exc:
+        raise PullError(
+            f"Could not store a snapshot of source {source.id!r}: {exc.strerror or exc}."
+        ) from exc
     return PullResult(snap, new=True)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +130,13 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
         raise InputError("The file is empty: there is no text to read.")
     bom = _bom(data)
     if bom:
-        return data.decode(bom[0]), bom[1]
+        try:
+            return data.decode(bom[0]), bom[1]
+        except UnicodeError as exc:
+            raise InputError(
+                f"The file starts with a {bom[1].upper()} byte order mark but does not decode "
+                f"as {bom[1].upper()}; it may be damaged."
+            ) from exc
     if b"\x00" in data[:4096]:
         raise InputError("The file is binary (it holds NUL bytes), not a text, HTML or PDF report.")
     try:
@@ -140,7 +148,7 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
         try:
             text = data.decode(codec)
             return text, _CANONICAL.get(codec, codec)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):  # UnicodeError: codecs such as "undefined"
             pass
     candidates: list[tuple[float, str, str]] = []
     for codec in ("gb18030", "big5hkscs"):
@@ -319,21 +327,38 @@ def pdf_text(data: bytes) -> str:
 
 def read_file(path: Path, label: str, error: type[ReportdataError] = InputError) -> bytes:
     """A report file's bytes, with one sentence (as ``error``) for each way reading fails; a
-    file over the size limit is always an InputError (trying again will not help)."""
+    file over the size limit is always an InputError (trying again will not help).
+
+    Only regular files are read: a named pipe or a device would block or never end. The read
+    itself is bounded too, in case the file grows after its size was checked.
+    """
     try:
-        if path.is_dir():
-            raise error(f"{label} is a folder, not a file.")
-        if path.stat().st_size > MAX_BYTES:
-            raise InputError(f"{label} is larger than the {size_limit()} limit.")
-        return path.read_bytes()
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; a regular file ignores it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         raise error(f"{label} does not exist.") from exc
     except PermissionError as exc:
         raise error(f"{label} cannot be read (permission denied).") from exc
-    except IsADirectoryError as exc:
-        raise error(f"{label} is a folder, not a file.") from exc
     except OSError as exc:
         raise error(f"{label} cannot be read ({exc.strerror or exc}).") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"{label} is a folder, not a file.")
+        raise InputError(f"{label} is not a regular file (a pipe, socket or device).")
+    too_big = f"{label} is larger than the {size_limit()} limit."
+    if info.st_size > MAX_BYTES:
+        os.close(fd)
+        raise InputError(too_big)
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise error(f"{label} cannot be read ({exc.strerror or exc}).") from exc
+    if len(data) > MAX_BYTES:
+        raise InputError(too_big)
+    return data
 
 
 def read_bytes(data: bytes, hint: str = "") -> ReadResult:

@@ -209,10 +209,14 @@ def _list_remote(remote: _Remote) -> None:
     }
 
 
-def _remote_bytes(remote: _Remote, rel: str) -> bytes | None:
-    """The bytes of a remote file, or None when it is not there."""
+_POINTER_LIMIT = 64 * 1024  # latest.json is a few dozen bytes
+
+
+def _remote_bytes(remote: _Remote, rel: str, limit: int) -> bytes | None:
+    """The bytes of a remote file (at most `limit` + 1 of them: enough to tell that a longer
+    file differs from a local one of `limit` bytes), or None when it is not there."""
     try:
-        return remote.fs.cat_file(remote.path(rel))
+        return remote.fs.cat_file(remote.path(rel), start=0, end=limit + 1)
     except FileNotFoundError:
         return None
 
@@ -263,7 +267,7 @@ def _sync(remote: _Remote, local: Path, rel: str, *, compare_bytes: bool = False
     remote.uploaded.append(rel)
     if _uploaded_size(remote, rel) != size:
         raise RemoteError(f"The upload of {rel} to {remote.target} has the wrong size.")
-    if compare_bytes and _remote_bytes(remote, rel) != local.read_bytes():
+    if compare_bytes and _remote_bytes(remote, rel, size) != local.read_bytes():
         raise RemoteError(f"The upload of {rel} to {remote.target} reads back different bytes.")
 
 
@@ -287,17 +291,18 @@ def _pending_versions(remote: _Remote, dataset: _Dataset) -> list[str]:
     pending = []
     for version in dataset.versions:
         rel = f"{dataset.name}/{version}/{DESCRIPTOR}"
-        there = _remote_bytes(remote, rel) if rel in remote.sizes else None
+        local = (dataset.folder / version / DESCRIPTOR).read_bytes()
+        there = _remote_bytes(remote, rel, len(local)) if rel in remote.sizes else None
         if there is None:
             pending.append(version)
-        elif there != (dataset.folder / version / DESCRIPTOR).read_bytes():
+        elif there != local:
             raise RemoteError(
                 f"Version {version} of {dataset.name} on {remote.target} differs from the "
                 f"local one; published versions are never overwritten."
             )
     pointer = f"{dataset.name}/{LATEST}"
     remote_latest = _pointer_version(
-        _remote_bytes(remote, pointer) if pointer in remote.sizes else None
+        _remote_bytes(remote, pointer, _POINTER_LIMIT) if pointer in remote.sizes else None
     )
     local_latest = _pointer_version(dataset.latest)
     if remote_latest and local_latest and _version_key(remote_latest) > _version_key(local_latest):

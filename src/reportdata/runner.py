@@ -37,10 +37,27 @@ class _NoUserTracebacks(logging.Filter):
         return True
 
 
+class _ConsoleLeavesErrorsToTheCli(logging.Filter):
+    """On the console, run loggers keep quiet about failures: the CLI prints each user
+    error (and each failed source) once, as one sentence. The API handler still records
+    everything, and a bug still ends in its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        runs = record.name.startswith(("prefect.flow_runs", "prefect.task_runs"))
+        return not (runs and record.levelno >= logging.WARNING)
+
+
 def _quiet_user_errors() -> None:
+    def add(handler: logging.Handler, kind: type[logging.Filter]) -> None:
+        if not any(isinstance(f, kind) for f in handler.filters):
+            handler.addFilter(kind())
+
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
         for handler in logging.getLogger(name).handlers:
-            handler.addFilter(_NoUserTracebacks())
+            add(handler, _NoUserTracebacks)
+    for handler in logging.getLogger().handlers:  # Prefect's console handler sits on the root
+        if isinstance(handler, logging.StreamHandler):
+            add(handler, _ConsoleLeavesErrorsToTheCli)
 
 
 @contextmanager
