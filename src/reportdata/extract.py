@@ -469,7 +469,9 @@ def figures(
             last_subject = subject
     out.extend(table_figures(text, report_year, tables))
     out.sort(key=lambda f: f.quantity.start)
-    return out
+    # A number no word names (a text that is only 1326.1角, a table row without a label)
+    # measures nothing the reader can tell: no figure.
+    return [f for f in out if f.subject.strip()]
 
 
 _FUTURE = re.compile(r"将|计划|力争|预期|争取|展望")
@@ -479,18 +481,28 @@ _STATES_FIGURES = re.compile(
 )
 
 
+# The years a report can describe: the bounds of documents.report_year (schemas/documents.json);
+# an earlier year is history the report recalls (1930年建校), never the report's own year.
+_REPORT_YEARS = range(1949, 2101)
+
+
 def report_year(text: str, published_year: int | None, folded: str | None = None) -> int | None:
     """The year a report's figures describe, from its own words and its publication year.
 
     In order: a review or bulletin naming its year (2019年工作回顾); a report speaking of
     "the past year" with a known publication year (given, or a full date in its first lines);
     else the latest year the text states results for (a sentence with no future marker).
+    None when no such year lies within the schema's bounds.
     """
-    t = fold(text) if folded is None else folded
+    year = _stated_year(fold(text) if folded is None else folded, published_year)
+    return year if year is not None and year in _REPORT_YEARS else None
+
+
+def _stated_year(t: str, published_year: int | None) -> int | None:
     m = re.search(
         r"((?:19|20)\d{2})年(?:工作回顾|国民经济和社会发展统计公报|统计公报|.{0,6}工作总结)", t
     )
-    if m:
+    if m and int(m.group(1)) in _REPORT_YEARS:
         return int(m.group(1))
     if published_year is None:
         dated = _DATED.search(t[:400])
@@ -502,8 +514,10 @@ def report_year(text: str, published_year: int | None, folded: str | None = None
     for m in _YEAR.finditer(t):
         a, b = sentences.bounds(m.start())
         sentence = t[a:b]
-        if _STATES_FIGURES.search(sentence) and not (
-            _DATED.search(sentence) or _FUTURE.search(sentence)
+        if (
+            int(m.group(1)) in _REPORT_YEARS
+            and _STATES_FIGURES.search(sentence)
+            and not (_DATED.search(sentence) or _FUTURE.search(sentence))
         ):
             past.append(int(m.group(1)))
     if published_year:

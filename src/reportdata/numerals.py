@@ -10,7 +10,9 @@ elliptic 三万五 (35000) and 千一 (1100), digit by digit 一七二零 (1720)
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from decimal import Decimal, InvalidOperation
 
 DIGITS: dict[str, int] = {}
@@ -97,7 +99,7 @@ MULTIPLIER_WORDS = {
 
 def multiplier_of(prefix: str) -> float | None:
     """The factor a multiplier word stands for (万 → 1e4, 万亿 → 1e12, k → 1e3, '' → 1),
-    else None."""
+    else None; None too for a run no float can hold (亿亿亿… forty times)."""
     if not prefix:
         return 1
     if prefix in MULTIPLIER_WORDS:
@@ -110,7 +112,7 @@ def multiplier_of(prefix: str) -> float | None:
             factor *= SMALL_UNITS[ch]
         else:
             return None
-    return factor
+    return factor if factor <= sys.float_info.max else None
 
 
 _TOKENS = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?|\.\d+|\S")
@@ -276,14 +278,19 @@ _PLAIN_ARABIC = re.compile(r"-?" + _ARABIC_TOKEN)
 
 
 def numeral_value(s: str) -> float | None:
-    """The value of any numeral (一千零五, 4.7万, 7万5千4百, 三万五, 五分之一, 半), else None."""
+    """The value of any numeral (一千零五, 4.7万, 7万5千4百, 三万五, 五分之一, 半), else None;
+    None too for a numeral beyond a float's range (a run of 400 digits is no amount)."""
     if _PLAIN_ARABIC.fullmatch(s):
-        return float(s.replace(",", "").replace(" ", "").replace("·", "."))
-    try:
-        value = _value(s)
-    except InvalidOperation:
-        return None
-    return None if value is None else float(value)
+        value = float(s.replace(",", "").replace(" ", "").replace("·", "."))
+    else:
+        try:
+            exact = _value(s)
+        except InvalidOperation:
+            return None
+        if exact is None:
+            return None
+        value = float(exact)
+    return value if math.isfinite(value) else None
 
 
 _ARABIC_MULTIPLIER = re.compile(r"([-负負]?(?:" + _ARABIC_TOKEN + r"))([" + _UNIT_CHARS + r"]+)")

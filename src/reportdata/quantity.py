@@ -168,8 +168,9 @@ class Quantity:
 
     ``value`` is the number as written and ``unit`` the unit as written with its multiplier
     (4800余万元: 4800, 万元); ``value_base`` is in ``unit_base``. A range, a fuzzy amount (三五百,
-    3000多 = 3000 to 4000) or a pair of bounds also has ``low`` and ``high`` in ``unit_base``,
-    and ``value`` is its low end. ``vague`` marks quantities that are no reported figure: a
+    3000多 = 3000 to 4000) or a pair of bounds also has ``low`` <= ``high`` in ``unit_base``,
+    and ``value`` is the end written first (the low end, unless the text puts the high end
+    first: 10至6). ``vague`` marks quantities that are no reported figure: a
     span given in words (几十万, 数十亿, 十几, 三五百) or a half (半, 半个月).
     """
 
@@ -489,6 +490,8 @@ def _read(m: re.Match[str], folded: str, text: str, require_unit: bool) -> Quant
         return None
     if require_unit and not (first.unit or last.unit):
         return None
+    if low is not None and high is not None and low > high:
+        low, high = high, low  # 10至6, 负3到负5, 大于20小于10: the span is the same
     qualifier = _qualifier(*words)
     if first.vague and qualifier == "exact":
         qualifier = "approx"
@@ -522,8 +525,13 @@ def scan(
         folded = fold(text.translate(_KEEP_NUMERALS) if "參" in text else text)
     for m in QUANTITY_RE.finditer(folded):
         q = _read(m, folded, text, require_unit)
-        if q is not None and (vague or not q.vague):
+        if q is not None and _finite(q) and (vague or not q.vague):
             yield q
+
+
+def _finite(q: Quantity) -> bool:
+    """False for an amount beyond a float's range (value_base of 1e300万亿 is infinite)."""
+    return all(math.isfinite(x) for x in (q.value, q.value_base, q.low, q.high) if x is not None)
 
 
 def _standalone(q: Quantity, whole: str) -> bool:

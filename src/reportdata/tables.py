@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reportdata.errors import InputError
 from reportdata.extract import figures, report_year
 from reportdata.layout import structure
 from reportdata.read import ReadResult, read_bytes
@@ -59,8 +60,11 @@ def indicator_row(document_id: str, section_id: str, f) -> dict:
 
 
 def build_rows(info: DocumentInfo, read: ReadResult) -> dict[str, list[dict]]:
-    """The three tables' rows for one report already read into text."""
+    """The three tables' rows for one report already read into text; InputError when no
+    text is left once scraping noise is removed (a page of only &nbsp; entities)."""
     st = structure(read.text)
+    if not st.text.strip():
+        raise InputError("The report holds no text once scraping noise is removed.")
     year = report_year(st.text, info.published_year, st.folded)
     section_ids = []
     section_rows = []

@@ -4,6 +4,7 @@ rendered that way when read), with units declared by a caption (单位:万元) o
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -143,6 +144,8 @@ def _table_figures(
                 continue
             family, base, factor = found
             value = float(m.group(1).replace(" ", "").replace(",", ""))
+            if not math.isfinite(scale(value, factor)):
+                continue  # a run of digits beyond a float's range is no amount
             year = _YEAR.fullmatch(fold(head_name).strip())
             change = bool(_CHANGE.search(fold(head_name)))
             name = label_cell.text
