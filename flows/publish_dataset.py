@@ -22,6 +22,7 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.states import Failed
+from prefect.utilities.annotations import quote
 
 from reportdata import pipeline
 from reportdata.errors import ReportdataError
@@ -240,8 +241,10 @@ def publish_dataset(
                 inputs = pipeline.inputs_fingerprint(project, dataset, extracted.keys)
             release = _unchanged(project, dataset, inputs) if inputs else None
             if release is None:
-                tables, report, failures = validate_dataset(root, dataset, extracted)
-                release = publish_release(root, dataset, tables, report, inputs)
+                # quote(): Prefect would otherwise walk every row looking for futures (80 s
+                # for 1,000 reports); these are plain data.
+                tables, report, failures = validate_dataset(root, dataset, quote(extracted))
+                release = publish_release(root, dataset, quote(tables), quote(report), inputs)
             for sid, sentence in sorted(failures.items()):
                 logger.warning("%s: %s", sid, sentence)
             create_markdown_artifact(

@@ -8,10 +8,12 @@ every failure ends as one sentence with raw/ untouched.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -293,6 +295,15 @@ def _gave_up(url: str, failure: _Transient, attempts: int, out_of_time: float | 
     return PullError(f"{url} {failure.what}; gave up after {tries}.")
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every pull: building one loads the CA certificates, ~50 ms, which
+    made a rerun of 1,000 unchanged sources spend a minute before any request."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def fetch_url(
     url: str, conditional: dict[str, str] | None = None, policy: Policy | None = None
 ) -> Fetched | None:
@@ -307,7 +318,11 @@ def fetch_url(
     end = start + policy.total
     attempts = max(1, policy.attempts)
     with httpx.Client(
-        follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout, headers=headers
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        timeout=timeout,
+        headers=headers,
+        verify=_tls_context(),
     ) as client:
         for attempt in range(1, attempts + 1):
             try:
