@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,11 +119,15 @@ def _finished_run(server: str, deployment_id, timeout: float, auto: bool | None 
                 if run.state and run.state.type.value in TERMINAL:
                     return run
             time.sleep(1)
-    raise AssertionError("no run of the deployment finished in time")
+    seen = [(str(r.expected_start_time), r.auto_scheduled, r.state and r.state.name) for r in runs]
+    raise AssertionError(f"no run of the deployment finished in {timeout:g} s; runs: {seen}")
 
 
 @contextmanager
 def _serving(root: Path, env: dict[str, str]) -> Iterator[str]:
+    """`reportdata serve` in the background; yields its first line. Its later output goes to
+    serve.log beside the project, for the failure message of a test that waited in vain."""
+    log = root.parent / f"{root.name}-serve.log"
     proc = subprocess.Popen(
         [str(BIN / "reportdata"), "serve"],
         cwd=root,
@@ -134,7 +139,17 @@ def _serving(root: Path, env: dict[str, str]) -> Iterator[str]:
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        yield first
+        drain = threading.Thread(
+            target=lambda: log.write_text(proc.stdout.read(), encoding="utf-8"), daemon=True
+        )
+        drain.start()
+        try:
+            yield first
+        except AssertionError as exc:
+            proc.terminate()
+            drain.join(30)
+            tail = log.read_text(encoding="utf-8")[-3000:] if log.exists() else ""
+            raise AssertionError(f"{exc}\n--- reportdata serve said:\n{tail}") from None
     finally:
         proc.terminate()
         try:
@@ -180,7 +195,7 @@ def test_a_schedule_fires_by_itself(real_server, tmp_path):
     with _serving(tmp_path, _env(real_server)) as said:
         assert "publish-dataset/ticker" in said
         deployment = _deployment(real_server, "publish-dataset/ticker")
-        run = _finished_run(real_server, deployment.id, timeout=240, auto=True)
+        run = _finished_run(real_server, deployment.id, timeout=420, auto=True)
     assert run.state.type.value == "COMPLETED", run.state.message
     assert (tmp_path / "published/ticker/1.0.0/indicators.csv").is_file()
 
