@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from _helpers import Route, Server, files_under, http_server, make_project, run_cli
+from test_cli import one_error_line
 
 from reportdata import cli, pipeline
 from reportdata.download import DownloadError, download
@@ -112,16 +113,6 @@ def assert_downloaded(folder: Path, published: Path) -> None:
     assert set(got) == expected
     for rel, data in got.items():
         assert data == (source / rel).read_bytes(), rel
-
-
-def one_error_line(result) -> str:
-    """The user-error contract: non-zero exit, one line on stderr starting 'error:', no trace."""
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def serve_package(server: Server, change: Callable[[dict], None]) -> None:

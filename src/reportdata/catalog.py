@@ -59,14 +59,9 @@ def dataset_names(published_dir: Path) -> list[str]:
 
 def versions(dataset_dir: Path) -> list[str]:
     """Complete version folders (holding datapackage.json) of a dataset, newest first."""
-    if not dataset_dir.is_dir():
-        return []
-    found = [
-        p.name
-        for p in dataset_dir.iterdir()
-        if _VERSION_RE.fullmatch(p.name) and (p / "datapackage.json").is_file()
-    ]
-    return sorted(found, key=version_key, reverse=True)
+    from reportdata.publish import version_folders
+
+    return version_folders(dataset_dir)[::-1]
 
 
 def latest(dataset_dir: Path, found: list[str]) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -53,6 +55,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, error: type[Exception]) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing) for the block; the kernel
+    releases it however the process ends. A lock file that cannot be opened raises `error`."""
+    try:
+        fh = open(path, "a+b")  # noqa: SIM115 - held for the block
+    except OSError as exc:
+        raise error(f"Cannot write to {path.parent}: {exc.strerror or exc}.") from exc
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 def remove_temp_siblings(path: Path) -> None:

@@ -44,7 +44,12 @@ import pandas as pd
 
 from reportdata.changes import Changes, PackageState, compare, next_version, render_changelog
 from reportdata.errors import PublishError, ValidationFailed
-from reportdata.fsutil import atomic_write_bytes, fsync_dir, remove_temp_siblings
+from reportdata.fsutil import (
+    atomic_write_bytes,
+    exclusive_lock,
+    fsync_dir,
+    remove_temp_siblings,
+)
 from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
 from reportdata.validate import ValidationReport, check_tables, validate_package
 
@@ -178,8 +183,8 @@ def _version_key(version: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def _versions(dataset_dir: Path) -> list[str]:
-    """Complete version folders of a dataset, oldest first."""
+def version_folders(dataset_dir: Path) -> list[str]:
+    """Complete version folders (holding datapackage.json) of a dataset, oldest first."""
     if not dataset_dir.is_dir():
         return []
     found = [
@@ -203,14 +208,14 @@ def _read_latest(dataset_dir: Path) -> str | None:
 
 def newest_version(published_dir: Path, dataset: str) -> str | None:
     """The highest complete version folder of a dataset, whatever latest.json says."""
-    versions = _versions(Path(published_dir) / dataset)
+    versions = version_folders(Path(published_dir) / dataset)
     return versions[-1] if versions else None
 
 
 def latest_version(published_dir: Path, dataset: str) -> str | None:
     """The dataset's latest version from `latest.json` (else its newest folder), or None."""
     dataset_dir = Path(published_dir) / dataset
-    versions = _versions(dataset_dir)
+    versions = version_folders(dataset_dir)
     return _read_latest(dataset_dir) or (versions[-1] if versions else None)
 
 
@@ -467,7 +472,7 @@ def _publish_locked(
     metadata = _metadata(info)
     fp = fingerprint(rendered, metadata)
 
-    versions = _versions(dataset_dir)
+    versions = version_folders(dataset_dir)
     previous = versions[-1] if versions else None
     old_state = None
     if previous is not None:
@@ -570,16 +575,8 @@ def complete_release(published_dir: Path, dataset: str, title: str) -> str | Non
     return newest
 
 
-@contextlib.contextmanager
 def _locked(path: Path):
-    """Hold an exclusive flock on `path` (created if missing)."""
-    try:
-        fh = open(path, "a+b")  # noqa: SIM115 - held for the block
-    except OSError as exc:
-        raise PublishError(f"Cannot write to {path.parent}: {exc.strerror or exc}.") from exc
-    with fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        yield
+    return exclusive_lock(path, PublishError)
 
 
 def _write_index(published_dir: Path) -> None:
@@ -610,7 +607,7 @@ def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -
     published_dir = Path(published_dir)
     dataset_dir = published_dir / dataset
     try:
-        versions = _versions(dataset_dir)
+        versions = version_folders(dataset_dir)
         changelog = render_changelog(title, _changes_of(dataset_dir, versions))
         _write_if_changed(dataset_dir / CHANGELOG, changelog.encode("utf-8"))
         if not _warehouse_current(dataset_dir, dataset, versions, latest):

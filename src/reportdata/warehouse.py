@@ -19,7 +19,6 @@ renamed into place: a reader holding the old file open keeps reading it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -34,7 +33,7 @@ import duckdb
 import pandas as pd
 
 from reportdata.errors import PublishError
-from reportdata.fsutil import fsync_dir
+from reportdata.fsutil import exclusive_lock, fsync_dir
 from reportdata.publish import format_number, latest_version
 from reportdata.schema import (
     DUCKDB_TYPES,
@@ -186,17 +185,9 @@ def build_warehouse(dataset_dir: Path, dataset: str, latest: str | None = None) 
 # ---------------------------------------------------------------------------- files
 
 
-@contextlib.contextmanager
-def _build_lock(target: Path) -> Iterator[None]:
+def _build_lock(target: Path):
     """One build of a warehouse at a time, so cleaning leftovers never removes a live build."""
-    lock_path = target.with_name(f".{target.name}.lock")
-    try:
-        lock = open(lock_path, "a+b")  # noqa: SIM115 - held while building
-    except OSError as exc:
-        raise PublishError(f"Cannot write to {target.parent}: {exc.strerror or exc}.") from exc
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        yield
+    return exclusive_lock(target.with_name(f".{target.name}.lock"), PublishError)
 
 
 def _remove_leftovers(target: Path) -> None:
