@@ -826,8 +826,9 @@ def _reading(results: list[dict], facts: dict) -> list[str]:
         f"run's wall time; the goal of at most 5% is {'met' if ratio <= 0.05 else 'not met'}. "
         f"Pull: {_s(same['steps']['pull'])} s ({same['steps']['pull'] / n * 1000:.1f} ms a "
         f"source, every answer a 304); reading sources.yaml {loads} times (the flow, then each "
-        f"task): {_s(same['steps']['load sources.yaml'])} s; the rest (cached extractions, "
-        f"fingerprint, Prefect): {_s(rest)} s. The fresh process also spends "
+        f"task): {_s(same['steps']['load sources.yaml'])} s; reading the {n:,} cached "
+        f"extractions: {_s(same['steps']['extract'])} s; Prefect and the rest: "
+        f"{_s(rest - same['steps']['extract'])} s. The fresh process also spends "
         f"{_s(same['process_wall'] - same['wall'])} s starting and importing before the flow.",
         f"- First run: pull {_s(first['steps']['pull'])} s, extract "
         f"{_s(first['steps']['extract'])} s, validate {_s(first['steps']['validate'])} s, "
@@ -840,6 +841,13 @@ def _reading(results: list[dict], facts: dict) -> list[str]:
         f"({_s(one['steps']['publish'])} s: {_top(one['parts'], 'publish')}) whole: its cost "
         f"grows with the dataset, not with the change.",
     ]
+    small = results[0].get("default", runs)["first"]["maxrss_self_mb"]
+    out.append(
+        f"- Peak memory of the run's process: {first['maxrss_self_mb']:,.0f} MB for the first "
+        f"run at {n:,} reports ({small:,.0f} MB at {results[0]['n']:,}), "
+        f"{same['maxrss_self_mb']:,.0f} MB for the unchanged rerun. Publishing holds every "
+        "table at once as rows, as DataFrames and as rendered CSV and JSON."
+    )
     out += _dask_reading(results)
     out += _growth_reading(results)
     out += [
@@ -854,9 +862,10 @@ def _reading(results: list[dict], facts: dict) -> list[str]:
         "rebuilt from every version folder (it could append the new version). The "
         "frictionless validation of the written files repeats checks the tables passed "
         "moments before.",
-        f"2. sources.yaml is parsed {first_loads} times in a run that publishes; load it "
-        "once in the flow and pass the sources to the tasks (or cache the load by path, size "
-        "and mtime).",
+        f"2. The project is loaded {first_loads} times in a run that publishes; each load "
+        f"({_s(same['steps']['load sources.yaml'] / max(loads, 1))} s at {n:,} sources) "
+        "parses sources.yaml and checks every source's raw/ folder. Load it once in the flow "
+        "and pass the sources to the tasks (or cache the load by path, size and mtime).",
         "3. Each pull opens its own HTTP client and connection; one client for all the pulls "
         "of a run would keep connections alive to servers that host many reports.",
     ]
