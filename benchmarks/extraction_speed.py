@@ -134,8 +134,12 @@ def main() -> None:
     if args.out.exists():
         old = args.out.read_text("utf-8")
         marker = "# Extraction throughput"
-        rest = old.split(marker)[0].rstrip()
-        text = (rest + "\n\n" if rest else "") + "\n".join(lines)
+        before, _, after = old.partition(marker)
+        # Keep other scripts' sections: ours ends where the next top-level heading starts.
+        nxt = after.find("\n# ")
+        tail = after[nxt + 1 :] if nxt >= 0 else ""
+        text = (before.rstrip() + "\n\n" if before.strip() else "") + "\n".join(lines)
+        text += ("\n" + tail) if tail else ""
     else:
         text = "\n".join(lines)
     args.out.write_text(text, encoding="utf-8")
