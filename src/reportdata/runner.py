@@ -113,15 +113,24 @@ def run_datasets(
     results = []
     with _progress_bar(total, progress):
         for name in names:
-            state = publish_dataset(
-                name,
-                str(project.root),
-                publish_to=publish_to,
-                endpoint_url=endpoint_url,
-                lock_timeout=lock_timeout,
-                chunks=chunks,
-                return_state=True,
-            )
+            try:
+                state = publish_dataset(
+                    name,
+                    str(project.root),
+                    publish_to=publish_to,
+                    endpoint_url=endpoint_url,
+                    lock_timeout=lock_timeout,
+                    chunks=chunks,
+                    return_state=True,
+                )
+            except RuntimeError as exc:
+                if "ephemeral Prefect API server" not in str(exc):
+                    raise
+                raise ReportdataError(
+                    "Prefect's temporary server did not start; set PREFECT_API_URL to a running "
+                    "server, or point PREFECT_HOME at a fresh folder (a database left in "
+                    "~/.prefect by another Prefect version can stop it)."
+                ) from exc
             if state.is_failed():
                 exc = _user_error(state)
                 if exc is not None:
