@@ -219,10 +219,13 @@ def catalog_bytes(catalog: dict[str, Any]) -> bytes:
     return (json.dumps(catalog, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def write_catalog(published_dir: Path, base_url: str | None = None) -> Path:
-    """Write ``published_dir/catalog.json`` atomically and return its path."""
+def write_catalog(
+    published_dir: Path, base_url: str | None = None, catalog: dict[str, Any] | None = None
+) -> Path:
+    """Write ``published_dir/catalog.json`` atomically and return its path (``catalog``: one
+    already built by `build_catalog`, which hashes every file of every version)."""
     path = Path(published_dir) / CATALOG
-    data = catalog_bytes(build_catalog(published_dir, base_url))
+    data = catalog_bytes(catalog if catalog is not None else build_catalog(published_dir, base_url))
     try:
         if not (path.is_file() and path.read_bytes() == data):
             atomic_write_bytes(path, data)

@@ -582,7 +582,7 @@ def _locked(path: Path):
 def _write_index(published_dir: Path) -> None:
     """catalog.json and the pages, under the lock of the whole published/ folder (every
     dataset's publisher writes them), after removing what crashed writes left."""
-    from reportdata.catalog import write_catalog
+    from reportdata.catalog import build_catalog, write_catalog
     from reportdata.site import write_site
 
     with _locked(published_dir / ".release.lock"):
@@ -590,8 +590,9 @@ def _write_index(published_dir: Path) -> None:
         pages += [d / "index.html" for d in published_dir.iterdir() if d.is_dir()]
         for page in pages:
             remove_temp_siblings(page)
-        write_catalog(published_dir)
-        write_site(published_dir)
+        catalog = build_catalog(published_dir)  # hashes every file: build it once for both
+        write_catalog(published_dir, catalog=catalog)
+        write_site(published_dir, catalog)
 
 
 def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -> None:

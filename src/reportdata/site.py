@@ -631,14 +631,15 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_site(published_dir: Path) -> list[Path]:
+def write_site(published_dir: Path, catalog: dict[str, Any] | None = None) -> list[Path]:
     """Write ``index.html`` and ``<dataset>/index.html`` under ``published_dir``.
 
-    Run it after ``write_catalog`` so that the pages link to ``catalog.json``. Returns the
-    written paths, the catalog page first.
+    Run it after ``write_catalog`` so that the pages link to ``catalog.json``; pass the
+    catalog written there to spare building it twice. Returns the written paths, the catalog
+    page first.
     """
     root = Path(published_dir)
-    catalog = build_catalog(root)
+    catalog = catalog if catalog is not None else build_catalog(root)
     written = [_write(root / PAGE, index_page(catalog, (root / CATALOG).is_file()))]
     for dataset in catalog["datasets"]:
         written.append(_write(root / dataset["name"] / PAGE, dataset_page(root, dataset, catalog)))
