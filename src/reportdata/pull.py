@@ -252,6 +252,7 @@ def _answer(
     """``(bytes, meta)`` for a 2xx, None for an asked-for 304; otherwise a failure."""
     status = resp.status_code
     if status == 304 and conditional:
+        resp.read()  # (no body) ends the exchange, so the connection can serve the next pull
         return None
     if status in RETRY_STATUSES:
         wait = retry_after_seconds(resp.headers.get("retry-after"))
@@ -304,36 +305,48 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def fetch_url(
-    url: str, conditional: dict[str, str] | None = None, policy: Policy | None = None
-) -> Fetched | None:
-    """A URL's bytes and headers (etag, last_modified, content_type), retrying passing
-    failures; None when ``conditional`` headers were sent and the server answered 304."""
+def http_client(policy: Policy | None = None, connections: int = 8) -> httpx.Client:
+    """A client for many pulls at once (thread-safe; keeps connections to each host open, so a
+    rerun's conditional requests to one server do not each pay a new connection)."""
     import httpx
 
     policy = policy or POLICY
-    headers = {"User-Agent": USER_AGENT, "Accept": "text/html,application/pdf,text/plain,*/*"}
-    timeout = httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout)
-    start = policy.clock()
-    end = start + policy.total
-    attempts = max(1, policy.attempts)
-    with httpx.Client(
+    return httpx.Client(
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        timeout=timeout,
-        headers=headers,
+        timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
+        headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/pdf,text/plain,*/*"},
         verify=_tls_context(),
-    ) as client:
-        for attempt in range(1, attempts + 1):
-            try:
-                return _attempt(client, url, dict(conditional or {}), policy, end)
-            except _Transient as failure:
-                if attempt == attempts:
-                    raise _gave_up(url, failure, attempt, None) from failure
-                wait = policy.backoff(attempt, failure.retry_after)
-                if policy.clock() + wait > end:
-                    raise _gave_up(url, failure, attempt, policy.total) from failure
-                policy.sleep(wait)
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
+
+
+def fetch_url(
+    url: str,
+    conditional: dict[str, str] | None = None,
+    policy: Policy | None = None,
+    client: httpx.Client | None = None,
+) -> Fetched | None:
+    """A URL's bytes and headers (etag, last_modified, content_type), retrying passing
+    failures; None when ``conditional`` headers were sent and the server answered 304.
+    ``client`` (from :func:`http_client`) is shared by concurrent pulls; without one, a
+    client is made for this URL alone."""
+    if client is None:
+        with http_client(policy, connections=1) as own:
+            return fetch_url(url, conditional, policy, own)
+    policy = policy or POLICY
+    end = policy.clock() + policy.total
+    attempts = max(1, policy.attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            return _attempt(client, url, dict(conditional or {}), policy, end)
+        except _Transient as failure:
+            if attempt == attempts:
+                raise _gave_up(url, failure, attempt, None) from failure
+            wait = policy.backoff(attempt, failure.retry_after)
+            if policy.clock() + wait > end:
+                raise _gave_up(url, failure, attempt, policy.total) from failure
+            policy.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -401,13 +414,18 @@ def store(project: Project, source: Source, data: bytes, meta: dict[str, str]) -
     return PullResult(snap, new=True)
 
 
-def pull(project: Project, source: Source, policy: Policy | None = None) -> PullResult:
+def pull(
+    project: Project,
+    source: Source,
+    policy: Policy | None = None,
+    client: httpx.Client | None = None,
+) -> PullResult:
     """Fetch a source and store it; an unchanged source is not stored again, and a URL whose
-    server answers 304 Not Modified is not even downloaded."""
+    server answers 304 Not Modified is not even downloaded. ``client``: see :func:`fetch_url`."""
     if source.url:
         previous = latest_snapshot(project.raw_dir, source.id)
         conditional = _validators(project.raw_dir, source, previous)
-        got = fetch_url(source.url, conditional, policy)
+        got = fetch_url(source.url, conditional, policy, client)
         if got is None:
             assert previous is not None  # a 304 is only accepted after conditional headers
             return PullResult(previous, new=False, not_modified=True)
