@@ -192,6 +192,60 @@ def test_catalog_describes_the_real_files(published: Path) -> None:
     assert documents_csv.count("\n") - 1 > by_name["documents"]["rows"]
 
 
+def test_a_rebuilt_catalog_reads_again_only_what_changed(
+    published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reportdata.catalog as catalog_module
+
+    write_catalog(published)
+    before = json.loads((published / "catalog.json").read_text("utf-8"))
+    hashed: list[str] = []
+    counted: list[str] = []
+    real_facts, real_count = catalog_module._file_facts, catalog_module.count_rows
+
+    def facts(path: Path) -> tuple[int, str]:
+        hashed.append(path.relative_to(published).as_posix())
+        return real_facts(path)
+
+    def count(path: Path, fmt: str) -> int | None:
+        counted.append(path.relative_to(published).as_posix())
+        return real_count(path, fmt)
+
+    monkeypatch.setattr(catalog_module, "_file_facts", facts)
+    monkeypatch.setattr(catalog_module, "count_rows", count)
+    # Published versions never change: only each datapackage.json is hashed again.
+    assert build_catalog(published) == before
+    assert sorted(hashed) == ["demo/1.0.0/datapackage.json", "demo/1.1.0/datapackage.json"]
+    assert counted == []
+
+    # A file whose size differs from the recorded one is hashed and counted again.
+    table = published / "demo/1.0.0/indicators.csv"
+    table.write_bytes(table.read_bytes() + b"x,y\n")
+    hashed.clear()
+    rebuilt = build_catalog(published)
+    [old] = [v for v in rebuilt["datasets"][0]["versions"] if v["version"] == "1.0.0"]
+    entry = next(r for r in old["resources"] if r["path"] == "demo/1.0.0/indicators.csv")
+    assert entry["hash"] == "sha256:" + hashlib.sha256(table.read_bytes()).hexdigest()
+    assert entry["rows"] == csv_records(table)
+    assert "demo/1.0.0/indicators.csv" in hashed and "demo/1.1.0/indicators.csv" not in hashed
+
+
+def test_a_forged_previous_catalog_is_not_trusted(published: Path) -> None:
+    write_catalog(published)
+    path = published / "catalog.json"
+    honest = json.loads(path.read_text("utf-8"))
+    forged = json.loads(path.read_text("utf-8"))
+    version = forged["datasets"][0]["versions"][0]
+    version["resources"][0]["rows"] = 999_999  # a claim the files do not back
+    version["resources"].append(
+        {"name": "x", "format": "csv", "path": "../../etc/passwd", "bytes": 1, "hash": "sha256:0"}
+    )
+    path.write_text(json.dumps(forged), "utf-8")
+    assert build_catalog(published) == honest
+    path.write_text("{not json", "utf-8")
+    assert build_catalog(published) == honest
+
+
 def test_base_url_makes_every_url_absolute(published: Path) -> None:
     catalog = build_catalog(published, base_url="https://data.example.org/open/")
     entries = [

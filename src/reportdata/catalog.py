@@ -1,9 +1,11 @@
 """The catalog of everything published: ``published/catalog.json``.
 
 One entry a dataset, its versions newest first, each file with its size, sha256 and (for
-tables in CSV and JSON) its row count, all read from the files themselves. Paths are POSIX
-paths relative to the folder holding ``catalog.json``; ``url`` is the path, or the base URL
-joined with it. The same tree always gives the same bytes: nothing depends on the clock.
+tables in CSV and JSON) its row count, all read from the files themselves. A published
+version never changes, so the entry of a version whose datapackage.json and file sizes are
+those the previous catalog.json recorded is taken from there, not hashed and counted again.
+Paths are POSIX paths relative to the folder holding ``catalog.json``; ``url`` is the path,
+or the base URL joined with it. The same tree always gives the same bytes: nothing depends on the clock.
 """
 
 from __future__ import annotations
@@ -135,40 +137,63 @@ def _file_entry(root: Path, rel: str, linker: _Linker) -> dict[str, Any]:
     return {"path": rel, "url": linker.url(rel), "bytes": size, "hash": digest}
 
 
-def _resources(
-    root: Path, prefix: str, package: dict[str, Any], linker: _Linker
-) -> list[dict[str, Any]]:
-    version_dir = root / prefix
+def _listed(version_dir: Path, prefix: str, package: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(name, path from the catalog's folder, format) of each resource a package lists."""
     out = []
     for resource in package.get("resources") or []:
         if not isinstance(resource, dict):
             raise PublishError(f"{version_dir / 'datapackage.json'} has a malformed resource.")
         rel = f"{prefix}/{resource_path(version_dir, resource.get('path')).as_posix()}"
         fmt = str(resource.get("format") or PurePosixPath(rel).suffix.lstrip(".")).lower()
-        facts = _file_entry(root, rel, linker)
-        entry: dict[str, Any] = {"name": str(resource.get("name", "")), "format": fmt, **facts}
-        rows = count_rows(root / rel, fmt) if fmt in _ROW_FORMATS else None
-        if rows is not None:
-            entry["rows"] = rows
-        out.append(entry)
+        out.append((str(resource.get("name", "")), rel, fmt))
     return out
 
 
-def _version_entry(root: Path, name: str, version: str, linker: _Linker) -> dict[str, Any]:
+def _reusable(root: Path, old: Any, datapackage: dict, listed: list[tuple[str, str, str]]) -> bool:
+    """Whether ``old`` (the previous catalog's entry of this version) still describes it: the
+    same datapackage.json, the same resources, each file of the recorded size."""
+    try:
+        if (old["datapackage"]["hash"], old["datapackage"]["bytes"]) != (
+            datapackage["hash"],
+            datapackage["bytes"],
+        ):
+            return False
+        if [(r["name"], r["path"], r["format"]) for r in old["resources"]] != listed:
+            return False
+        return all((root / r["path"]).stat().st_size == r["bytes"] for r in old["resources"])
+    except (KeyError, TypeError, OSError):
+        return False
+
+
+def _version_entry(
+    root: Path, name: str, version: str, linker: _Linker, old: Any = None
+) -> dict[str, Any]:
     prefix = f"{name}/{version}"
     package = read_json(root / prefix / "datapackage.json")
     if not isinstance(package, dict):
         raise PublishError(f"{root / prefix / 'datapackage.json'} is not a JSON object.")
+    listed = _listed(root / prefix, prefix, package)
+    datapackage = _file_entry(root, f"{prefix}/datapackage.json", linker)
+    if old is not None and _reusable(root, old, datapackage, listed):
+        resources = [{**r, "url": linker.url(r["path"])} for r in old["resources"]]
+        return {**old, "datapackage": datapackage, "resources": resources}
     changes_path = root / prefix / CHANGES
     changes = read_json(changes_path) if changes_path.is_file() else None
     bump = changes.get("bump") if isinstance(changes, dict) else None
+    resources = []
+    for res_name, rel, fmt in listed:
+        entry: dict[str, Any] = {"name": res_name, "format": fmt, **_file_entry(root, rel, linker)}
+        rows = count_rows(root / rel, fmt) if fmt in _ROW_FORMATS else None
+        if rows is not None:
+            entry["rows"] = rows
+        resources.append(entry)
     return {
         "version": version,
         "created": package.get("created"),
         "bump": bump,
-        "datapackage": _file_entry(root, f"{prefix}/datapackage.json", linker),
+        "datapackage": datapackage,
         "changes": f"{prefix}/{CHANGES}" if changes is not None else None,
-        "resources": _resources(root, prefix, package, linker),
+        "resources": resources,
     }
 
 
@@ -176,10 +201,12 @@ def _optional(root: Path, rel: str) -> str | None:
     return rel if (root / rel).is_file() else None
 
 
-def _dataset_entry(root: Path, name: str, linker: _Linker) -> dict[str, Any]:
+def _dataset_entry(
+    root: Path, name: str, linker: _Linker, old: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     found = versions(root / name)
     newest = latest(root / name, found)
-    entries = [_version_entry(root, name, v, linker) for v in found]
+    entries = [_version_entry(root, name, v, linker, old.get(f"{name}/{v}")) for v in found]
     package = read_json(root / name / newest / "datapackage.json")
     return {
         "name": name,
@@ -203,7 +230,8 @@ def build_catalog(published_dir: Path, base_url: str | None = None) -> dict[str,
     linker = _Linker(base_url)
     if not root.is_dir():
         raise PublishError(f"The published folder {root} does not exist.")
-    datasets = [_dataset_entry(root, name, linker) for name in dataset_names(root)]
+    old = _previous_entries(root)
+    datasets = [_dataset_entry(root, name, linker, old) for name in dataset_names(root)]
     created = [
         v["created"] for d in datasets for v in d["versions"] if isinstance(v["created"], str)
     ]
@@ -212,6 +240,21 @@ def build_catalog(published_dir: Path, base_url: str | None = None) -> dict[str,
         "generated": max(created) if created else None,
         "datasets": datasets,
     }
+
+
+def _previous_entries(root: Path) -> dict[str, Any]:
+    """The version entries of the catalog.json already there, by "dataset/version" (none
+    when it is missing or unreadable: then every file is read)."""
+    try:
+        previous = read_json(root / CATALOG)
+        return {
+            f"{d['name']}/{v['version']}": v
+            for d in previous["datasets"]
+            for v in d["versions"]
+            if isinstance(v, dict)
+        }
+    except (PublishError, KeyError, TypeError):
+        return {}
 
 
 def catalog_bytes(catalog: dict[str, Any]) -> bytes:
