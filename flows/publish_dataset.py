@@ -28,7 +28,7 @@ from reportdata import pipeline
 from reportdata.errors import ReportdataError
 from reportdata.locking import run_lock
 from reportdata.progress import emit
-from reportdata.project import load
+from reportdata.project import Project, load
 from reportdata.tables import GUIDE_COLUMNS
 
 FIGURE_COLUMNS = ("document_id", *GUIDE_COLUMNS)
@@ -36,9 +36,9 @@ ARTIFACT_ROWS = 500  # the figures table artifact shows this many rows at most
 
 
 @task(name="pull-sources", cache_policy=NONE)  # each pull retries with backoff inside
-def pull_sources(root: str, dataset: str) -> dict:
-    """Fetch every source of the dataset into raw/, several at a time."""
-    project = load(Path(root))
+def pull_sources(project: Project, dataset: str) -> dict:
+    """Fetch every source of the dataset into raw/, several at a time; returns the new
+    snapshots' ids, the failures and the snapshot in force of every source pulled."""
     results, failures = pipeline.pull_sources(
         project, project.sources_of(dataset), on_done=lambda sid: emit("pull", sid)
     )
@@ -52,12 +52,15 @@ def pull_sources(root: str, dataset: str) -> dict:
         not_modified,
         len(failures),
     )
-    return {"new": new, "failures": failures}
+    snapshots = {sid: r.snapshot for sid, r in results.items()}
+    return {"new": new, "failures": failures, "snapshots": snapshots}
 
 
 @task(name="extract-sources", cache_policy=NONE)
 def extract_chunk(root: str, dataset: str, source_ids: list[str]) -> pipeline.Extracted:
-    """Rows of some sources: from the cache when nothing they depend on changed."""
+    """Rows of some sources: from the cache when nothing they depend on changed. Runs on the
+    task runner (a Dask worker, perhaps), so it loads the project itself: a load in the same
+    process reuses the parsed sources.yaml."""
     project = load(Path(root))
     wanted = set(source_ids)
     sources = [s for s in project.sources_of(dataset) if s.id in wanted]
@@ -65,9 +68,8 @@ def extract_chunk(root: str, dataset: str, source_ids: list[str]) -> pipeline.Ex
 
 
 @task(name="validate-dataset", cache_policy=NONE)
-def validate_dataset(root: str, dataset: str, extracted: pipeline.Extracted):
+def validate_dataset(project: Project, dataset: str, extracted: pipeline.Extracted):
     """Check the tables; a source whose rows fail keeps its last published rows instead."""
-    project = load(Path(root))
     _, failures, report, tables = _validated(project, dataset, extracted)
     create_markdown_artifact(
         report.to_markdown(),
@@ -102,9 +104,8 @@ def _validated(project, dataset: str, extracted: pipeline.Extracted):
 
 
 @task(name="publish-release", cache_policy=NONE)
-def publish_release(root: str, dataset: str, tables, report, inputs: str | None) -> dict:
+def publish_release(project: Project, dataset: str, tables, report, inputs: str | None) -> dict:
     """Publish the version (nothing new when the data are unchanged) and its files."""
-    project = load(Path(root))
     summary = pipeline.release(project, dataset, tables, report, inputs=inputs)
     indicators = tables["indicators"]
     shown = indicators.loc[:, list(FIGURE_COLUMNS)].head(ARTIFACT_ROWS)
@@ -132,12 +133,11 @@ def publish_release(root: str, dataset: str, tables, report, inputs: str | None)
 
 
 @task(name="mirror-release", cache_policy=NONE)  # s3fs retries requests itself
-def mirror_release(root: str, target: str, endpoint_url: str | None) -> dict:
+def mirror_release(published_dir: str, target: str, endpoint_url: str | None) -> dict:
     """Copy published/ to a remote (S3 or any fsspec target): versions first, latest last."""
     from reportdata.remote import mirror
 
-    project = load(Path(root))
-    result = mirror(project.published_dir, target, endpoint_url=endpoint_url)
+    result = mirror(Path(published_dir), target, endpoint_url=endpoint_url)
     get_run_logger().info(
         "mirrored to %s: %d files uploaded, %d already there",
         target,
@@ -174,19 +174,24 @@ def _unchanged(project, dataset: str, inputs: str) -> dict | None:
 
 def _summary_markdown(dataset: str, sources, pulled: dict, extracted, failures, release) -> str:
     state = "published" if release["new"] else "unchanged; latest is"
+    if extracted.rows or extracted.failures:
+        work = f"{extracted.cached} extractions reused."
+    else:
+        work = "inputs are those of the latest release: nothing extracted or published."
     lines = [
         f"# {dataset}: {state} version {release['version']}",
         "",
         f"{len(sources)} sources: {len(sources) - len(failures)} ok, {len(failures)} failed; "
-        f"{len(pulled['new'])} new snapshots; {extracted.cached} extractions reused.",
+        f"{len(pulled['new'])} new snapshots; {work}",
         "",
         "| source | status |",
         "|---|---|",
     ]
+    new = set(pulled["new"])
     for source in sources:
         if source.id in failures:
             status = "failed: " + failures[source.id].replace("|", "\\|")
-        elif source.id in pulled["new"]:
+        elif source.id in new:
             status = "new snapshot, extracted"
         else:
             status = "unchanged"
@@ -218,33 +223,46 @@ def publish_dataset(
     logger = get_run_logger()
     try:
         with run_lock(Path(root), timeout=lock_timeout):
-            project = load(Path(root))
+            project = load(Path(root))  # once: tasks get it (quoted: plain data, not walked)
             sources = project.sources_of(dataset)
-            pulled = pull_sources(root, dataset)
-            readable = [s.id for s in sources if s.id not in pulled["failures"]]
-            batches = _chunks(readable, chunks)
-            futures = extract_chunk.map(unmapped(root), unmapped(dataset), batches)
+            pulled = pull_sources(quote(project), dataset)
+            # Decide from the snapshots' keys alone whether the newest release is current:
+            # an unchanged rerun reads no rows at all.
+            keys = pipeline.source_keys(sources, pulled["snapshots"])
+            release = None
+            if not pulled["failures"] and sources:
+                inputs = pipeline.inputs_fingerprint(project, dataset, keys)
+                release = _unchanged(project, dataset, inputs)
             extracted = pipeline.Extracted()
-            for part in (f.result() for f in futures):
-                extracted.rows.update(part.rows)
-                extracted.keys.update(part.keys)
-                extracted.failures.update(part.failures)
-                extracted.cached += part.cached
-            extracted.failures.update(pulled["failures"])
-            emit("extract", dataset)
-            if not extracted.rows and sources:
-                first = next(iter(extracted.failures.values()))
-                raise _all_failed(dataset, len(sources), first)
-            failures = dict(extracted.failures)
-            inputs = None
-            if not failures:
-                inputs = pipeline.inputs_fingerprint(project, dataset, extracted.keys)
-            release = _unchanged(project, dataset, inputs) if inputs else None
+            failures = dict(pulled["failures"])
             if release is None:
+                readable = [s.id for s in sources if s.id not in pulled["failures"]]
+                batches = _chunks(readable, chunks)
+                futures = extract_chunk.map(unmapped(root), unmapped(dataset), batches)
+                for part in (f.result() for f in futures):
+                    extracted.rows.update(part.rows)
+                    extracted.keys.update(part.keys)
+                    extracted.failures.update(part.failures)
+                    extracted.cached += part.cached
+                extracted.failures.update(pulled["failures"])
+                emit("extract", dataset)
+                if not extracted.rows and sources:
+                    first = next(iter(extracted.failures.values()))
+                    raise _all_failed(dataset, len(sources), first)
+                failures = dict(extracted.failures)
+                inputs = None
+                if not failures:
+                    inputs = pipeline.inputs_fingerprint(project, dataset, extracted.keys)
                 # quote(): Prefect would otherwise walk every row looking for futures (80 s
                 # for 1,000 reports); these are plain data.
-                tables, report, failures = validate_dataset(root, dataset, quote(extracted))
-                release = publish_release(root, dataset, quote(tables), quote(report), inputs)
+                tables, report, failures = validate_dataset(
+                    quote(project), dataset, quote(extracted)
+                )
+                release = publish_release(
+                    quote(project), dataset, quote(tables), quote(report), inputs
+                )
+            else:
+                emit("extract", dataset)
             for sid, sentence in sorted(failures.items()):
                 logger.warning("%s: %s", sid, sentence)
             create_markdown_artifact(
@@ -253,7 +271,7 @@ def publish_dataset(
                 description=f"Sources of dataset {dataset} in this run",
             )
             if publish_to:
-                mirror_release(root, publish_to, endpoint_url)
+                mirror_release(str(project.published_dir), publish_to, endpoint_url)
             return {**release, "failures": failures}
     except ReportdataError as exc:
         logger.error("%s", exc)

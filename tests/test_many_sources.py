@@ -127,8 +127,9 @@ def test_failing_sources_are_reported_and_the_rest_still_publish(
     ]
 
 
-def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, counted):
+def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, counted, monkeypatch):
     from flows.publish_dataset import publish_dataset
+    from reportdata import cache
 
     _project(tmp_path, [_file_source(tmp_path, n) for n in range(12)])
     first = publish_dataset("county", str(tmp_path), chunks=3)
@@ -136,10 +137,18 @@ def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, coun
     assert sorted(counted) == sorted(f"brief-{n}" for n in range(12))
 
     counted.clear()
+    cached_reads: list[str] = []
+    real_load = cache.load_rows
+    monkeypatch.setattr(
+        cache,
+        "load_rows",
+        lambda project, sid, key: cached_reads.append(sid) or real_load(project, sid, key),
+    )
     before = {p: p.read_bytes() for p in (tmp_path / "published").rglob("*") if p.is_file()}
     again = publish_dataset("county", str(tmp_path), chunks=3)
     assert (again["version"], again["new"]) == ("1.0.0", False)
-    assert counted == []  # nothing read again
+    assert counted == []  # nothing extracted again,
+    assert cached_reads == []  # nor any cached rows read: the snapshots alone tell
     assert again["counts"] == {}  # nor validated or published: the inputs are the release's
     after = {p: p.read_bytes() for p in (tmp_path / "published").rglob("*") if p.is_file()}
     assert after == before
@@ -162,3 +171,90 @@ def test_a_second_run_gives_up_while_the_first_holds_the_project(prefect_server,
     assert not (tmp_path / "published").exists()
     done = publish_dataset("county", str(tmp_path), lock_timeout=0)
     assert done["version"] == "1.0.0"
+
+
+class _ConditionalServer:
+    """Reports on 127.0.0.1 answering If-None-Match with 304; counts answers and connections."""
+
+    def __init__(self, bodies: dict[str, bytes]) -> None:
+        import hashlib
+        import threading
+        from collections import Counter
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.answers: Counter[int] = Counter()
+        self.connections = 0
+        tags = {path: f'"{hashlib.sha256(b).hexdigest()[:16]}"' for path, b in bodies.items()}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps connections open between requests
+
+            def setup(self) -> None:
+                outer.connections += 1
+                super().setup()
+
+            def do_GET(self) -> None:
+                body, tag = bodies[self.path], tags[self.path]
+                fresh = self.headers.get("If-None-Match") == tag
+                outer.answers[304 if fresh else 200] += 1
+                self.send_response(304 if fresh else 200)
+                self.send_header("ETag", tag)
+                if not fresh:
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not fresh:
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
+    prefect_server, tmp_path, counted, monkeypatch
+):
+    """The rerun of 300 url sources with nothing changed: 300 answers of 304 over a few kept
+    connections, no report extracted, no cached rows read, nothing validated or written."""
+    from flows.publish_dataset import publish_dataset
+    from reportdata import cache, pipeline
+
+    server = _ConditionalServer({f"/r/{n}.txt": _report(n).encode("utf-8") for n in range(300)})
+    try:
+        sources = [{"id": f"r-{n}", "url": f"{server.base}/r/{n}.txt"} for n in range(300)]
+        _project(tmp_path, sources)
+        first = publish_dataset("county", str(tmp_path))
+        assert (first["version"], first["new"], first["failures"]) == ("1.0.0", True, {})
+        assert server.answers == {200: 300} and len(counted) == 300
+
+        counted.clear()
+        server.answers.clear()
+        server.connections = 0
+        cached_reads: list[str] = []
+        real_load = cache.load_rows
+        monkeypatch.setattr(
+            cache,
+            "load_rows",
+            lambda project, sid, key: cached_reads.append(sid) or real_load(project, sid, key),
+        )
+        checked: list[str] = []
+        monkeypatch.setattr(pipeline, "check", lambda *a: checked.append("check"))
+        before = {p: p.stat().st_mtime_ns for p in (tmp_path / "published").rglob("*")}
+        again = publish_dataset("county", str(tmp_path))
+        assert (again["version"], again["new"], again["failures"]) == ("1.0.0", False, {})
+        assert server.answers == {304: 300}
+        assert server.connections <= 8  # one client, connections kept open between pulls
+        assert (counted, cached_reads, checked) == ([], [], [])
+        assert {p: p.stat().st_mtime_ns for p in (tmp_path / "published").rglob("*")} == before
+    finally:
+        server.close()

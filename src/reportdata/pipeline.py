@@ -73,17 +73,21 @@ def extract_source(project: Project, source: Source, snapshot: Snapshot | None =
 def pull_sources(
     project: Project, sources: list[Source], workers: int = 8, on_done=None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Pull every source, several at a time; returns (results, failures) by source id.
+    """Pull every source, several at a time over one HTTP client (connections kept open);
+    returns (results, failures) by source id.
 
     A source that cannot be pulled is recorded with its sentence; the others go on.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from reportdata.pull import pull
+    from reportdata.pull import http_client, pull
+
+    workers = max(1, workers)
+    client = http_client(connections=workers)
 
     def one(source: Source):
         try:
-            return source.id, pull(project, source), None
+            return source.id, pull(project, source, client=client), None
         except ReportdataError as exc:
             return source.id, None, str(exc)
         except OSError as exc:
@@ -91,7 +95,7 @@ def pull_sources(
 
     results: dict[str, Any] = {}
     failures: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with client, ThreadPoolExecutor(max_workers=workers) as pool:
         for sid, result, error in pool.map(one, sources):
             if error is None:
                 results[sid] = result
@@ -111,7 +115,7 @@ def extract_sources(project: Project, sources: list[Source]) -> Extracted:
     for source in sources:
         try:
             snap = _snapshot_of(project, source)
-            key = cache.source_key(source, snap.sha256, snap.content_type or snap.file)
+            key = source_key(source, snap)
             rows = cache.load_rows(project, source.id, key)
             if rows is None:
                 rows = extract_source(project, source, snap)
@@ -127,6 +131,19 @@ def extract_sources(project: Project, sources: list[Source]) -> Extracted:
         out.rows[source.id] = rows
         out.keys[source.id] = key
     return out
+
+
+def source_key(source: Source, snapshot: Snapshot) -> str:
+    """The cache key of a source's rows (see :mod:`reportdata.cache`) made from ``snapshot``."""
+    from reportdata import cache
+
+    return cache.source_key(source, snapshot.sha256, snapshot.content_type or snapshot.file)
+
+
+def source_keys(sources: list[Source], snapshots: dict[str, Snapshot]) -> dict[str, str]:
+    """Each source's :func:`source_key` from the snapshot in force, reading no rows: enough
+    to tell whether a release is still current."""
+    return {s.id: source_key(s, snapshots[s.id]) for s in sources if s.id in snapshots}
 
 
 def inputs_fingerprint(project: Project, dataset: str, keys: dict[str, str]) -> str:

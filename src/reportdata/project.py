@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -136,6 +138,37 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _check_raw(root: Path) -> Path:
+    """``raw/``, refused when it is not a folder or leads outside the project."""
+    raw = root / "raw"
+    if os.path.lexists(raw):
+        if not raw.is_dir():
+            raise ProjectError(f"{raw} is not a folder, so no snapshot can be kept in it.")
+        if not _inside(raw.resolve(), root.resolve()):
+            raise ProjectError(f"{raw} is a symbolic link leading outside the project folder.")
+    return raw
+
+
+def _check_folder(entry: os.DirEntry | Path, source_id: str) -> None:
+    """Refuse a ``raw/<id>`` that is a symbolic link or no folder, or holds a link."""
+    if entry.is_symlink():
+        raise ProjectError(
+            f"raw/{source_id} is a symbolic link; the snapshots of source {source_id!r} are "
+            "kept only in a real folder inside raw/."
+        )
+    if not entry.is_dir():
+        raise ProjectError(
+            f"raw/{source_id} is not a folder, so the snapshots of source {source_id!r} "
+            "cannot be kept there."
+        )
+    for inner in os.scandir(entry):
+        if inner.is_symlink():
+            raise ProjectError(
+                f"raw/{source_id}/{inner.name} is a symbolic link; snapshots and manifests "
+                "are only read from real files."
+            )
+
+
 def snapshot_folder(root: Path, source_id: str) -> Path:
     """``raw/<source_id>``, where a source's snapshots are kept, when it is safe to write to.
 
@@ -143,33 +176,22 @@ def snapshot_folder(root: Path, source_id: str) -> Path:
     is not a folder or is a symbolic link, and a symbolic link among its files. A cloned
     project can carry such links, and a pull would otherwise write or read through them.
     """
-    real_root = root.resolve()
-    raw = root / "raw"
-    folder = raw / source_id
-    if os.path.lexists(raw):
-        if not raw.is_dir():
-            raise ProjectError(f"{raw} is not a folder, so no snapshot can be kept in it.")
-        if not _inside(raw.resolve(), real_root):
-            raise ProjectError(f"{raw} is a symbolic link leading outside the project folder.")
-    if not os.path.lexists(folder):
-        return folder
-    if folder.is_symlink():
-        raise ProjectError(
-            f"raw/{source_id} is a symbolic link; the snapshots of source {source_id!r} are "
-            "kept only in a real folder inside raw/."
-        )
-    if not folder.is_dir():
-        raise ProjectError(
-            f"raw/{source_id} is not a folder, so the snapshots of source {source_id!r} "
-            "cannot be kept there."
-        )
-    for entry in os.scandir(folder):
-        if entry.is_symlink():
-            raise ProjectError(
-                f"raw/{source_id}/{entry.name} is a symbolic link; snapshots and manifests "
-                "are only read from real files."
-            )
+    folder = _check_raw(root) / source_id
+    if os.path.lexists(folder):
+        _check_folder(folder, source_id)
     return folder
+
+
+def check_snapshot_folders(root: Path, source_ids: list[str]) -> None:
+    """:func:`snapshot_folder`'s checks for many sources, reading ``raw/`` once."""
+    raw = _check_raw(root)
+    if not os.path.lexists(raw):
+        return
+    with os.scandir(raw) as listing:
+        entries = {entry.name: entry for entry in listing}
+    for sid in source_ids:
+        if sid in entries:
+            _check_folder(entries[sid], sid)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -192,11 +214,18 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+@functools.lru_cache(maxsize=4)
+def _parse(text: str) -> Any:
+    """sources.yaml's text as plain values, parsed once a process for the same text (a run
+    loads the project more than once; 10,000 sources take seconds to parse). Read only."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
+
+
 def load(root: Path) -> Project:
     """Read and check sources.yaml; every problem is one sentence naming the entry."""
     path = root / SOURCES_FILE
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}
+        doc = _parse(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ProjectError(_yaml_problem(exc)) from exc
     except UnicodeDecodeError as exc:
@@ -252,7 +281,6 @@ def load(root: Path) -> Project:
             raise ProjectError(f"{where} has url {url!r}; only http and https are supported.")
         if rel:
             safe_relative(root, rel, f"{where} path")
-        snapshot_folder(root, sid)
         lic = s.get("licence")
         sources.append(
             Source(
@@ -267,6 +295,7 @@ def load(root: Path) -> Project:
                 published=_text(s.get("published"), f"{where} published"),
             )
         )
+    check_snapshot_folders(root, [s.id for s in sources])
     return Project(root=root, datasets=datasets, sources=sources)
 
 

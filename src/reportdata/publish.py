@@ -38,9 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from reportdata.changes import Changes, PackageState, compare, next_version, render_changelog
 from reportdata.errors import PublishError, ValidationFailed
@@ -51,7 +49,11 @@ from reportdata.fsutil import (
     remove_temp_siblings,
 )
 from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
-from reportdata.validate import ValidationReport, check_tables, validate_package
+
+if TYPE_CHECKING:  # pandas and the validators load only when a version is written: a rerun
+    import pandas as pd  # with nothing new never needs them
+
+    from reportdata.validate import ValidationReport
 
 DATAPACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 FINGERPRINT_KEY = "reportdata:fingerprint"
@@ -99,9 +101,9 @@ def format_number(value: float) -> str:
     return repr(value)
 
 
-def _json_value(value: Any, ftype: str) -> Any:
-    """A cell as a JSON value: None for nulls, int for integral numbers."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+def _json_value(value: Any, ftype: str, na: Any = None) -> Any:
+    """A cell as a JSON value: None for nulls (``na``: pandas' NA), int for integral numbers."""
+    if value is None or value is na or (isinstance(value, float) and math.isnan(value)):
         return None
     if ftype == "integer":
         return int(value)
@@ -134,11 +136,14 @@ def _by_key(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 def table_rows(name: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The rows of table `name` as JSON-ready dicts, in schema field order, sorted by key."""
+    import pandas as pd
+
     frame = _by_key(name, frame)
     specs = [(f["name"], f.get("type", "string")) for f in fields(name)]
     columns = [frame[n].tolist() for n, _ in specs]
+    na = pd.NA
     return [
-        {n: _json_value(v, t) for (n, t), v in zip(specs, values, strict=True)}
+        {n: _json_value(v, t, na) for (n, t), v in zip(specs, values, strict=True)}
         for values in zip(*columns, strict=True)
     ]
 
@@ -389,6 +394,8 @@ def _write_version(
         _write_synced(tmp / CHANGES, changes_bytes)
         descriptor = _descriptor(metadata, version, created, rendered, fp, changes_bytes, inputs)
         _write_synced(tmp / "datapackage.json", _json_bytes(descriptor, indent=2))
+        from reportdata.validate import validate_package
+
         written = validate_package(tmp / "datapackage.json")
         if not written.ok:
             raise ValidationFailed(
@@ -436,6 +443,8 @@ def publish(
             f"Dataset name {info.name!r} must be lower-case letters, digits, '-' or '_'."
         )
     if report is None:  # the caller's report of these same tables saves a second check
+        from reportdata.validate import check_tables
+
         report = check_tables(tables)
     if not report.ok:
         raise ValidationFailed(f"Nothing was published: {report.summary()}")

@@ -21,10 +21,11 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pandera.pandas as pa
+if TYPE_CHECKING:  # imported where used: reading a schema needs neither (a rerun with
+    import pandas as pd  # nothing to do imports no pandas)
+    import pandera.pandas as pa
 
 TABLES: tuple[str, ...] = ("documents", "sections", "indicators")
 """Table names in dependency order: a table only refers to tables before it."""
@@ -85,6 +86,9 @@ def _skip_empty(field: dict[str, Any], test: Callable[[pd.Series], pd.Series]) -
 
 def _checks(field: dict[str, Any]) -> list[pa.Check]:
     """pandera checks for a field's constraints, each named after the constraint."""
+    import pandas as pd
+    import pandera.pandas as pa
+
     cons = field.get("constraints", {})
     ftype = _field_type(field)
     checks: list[pa.Check] = []
@@ -128,6 +132,8 @@ def pandera_schema(name: str) -> pa.DataFrameSchema:
     (``int64`` → ``Int64``, ``int`` → ``float64``); strings and booleans are not. Each constraint
     becomes a check named after it (``required``, ``pattern``, ``enum``, ``minimum``, …).
     """
+    import pandera.pandas as pa
+
     descriptor = _read_schema(name)
     key = primary_key(name)
     columns = {}
@@ -176,6 +182,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 def to_frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """A DataFrame of table `name` from row dicts: schema columns and dtypes, even with no rows."""
+    import pandas as pd
+
     return conform(name, pd.DataFrame.from_records(list(rows), columns=field_names(name)))
 
 
