@@ -294,3 +294,24 @@ def test_recent_years_frame_a_figure_and_concentrations_are_read():
     assert found["7.3亿元"]["subject"] == "投入资金"
     assert found["29微克/立方米"]["subject"] == "PM2.5平均浓度"
     assert found["29微克/立方米"]["value_base"] == 29
+
+
+def test_patterns_searched_by_their_last_character_find_what_the_pattern_finds():
+    """A pattern ending in $ is tried only where the text's last character can end a match;
+    that skip never loses a match."""
+    import random
+
+    import reportdata.extract as extract
+
+    endings = [extract._TAIL_STRIP, extract._CHANGE_WORDS, extract._TO_LEVEL, extract._COMPARED]
+    assert all(e.ends is not None for e in endings)
+    rng = random.Random(5)
+    for ending in endings:
+        alphabet = sorted({c for c in ending.pattern.pattern if "\u4e00" <= c <= "\u9fff"})
+        alphabet += ["年", "的", ",", "\n"]
+        for _ in range(3000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+            pos = rng.randint(0, len(text))
+            want = ending.pattern.search(text, pos)
+            got = ending.search(text, pos)
+            assert (want and want.span()) == (got and got.span()), text

@@ -196,3 +196,32 @@ def test_new_units_resolve():
 )
 def test_scraped_number_forms(text, value_base):
     assert parse_quantity(text).value_base == pytest.approx(value_base)
+
+
+def test_direct_reading_of_common_shapes_matches_the_general_reading(monkeypatch):
+    """The shortcut for a number, multiplier and unit (4.7万人, 20.84亿元, 三项) reads
+    every quantity exactly as the general reading does."""
+    import random
+
+    import reportdata.quantity as quantity
+
+    pieces = ["3", "20.84", "0.5", "一", "两", "三十", "五", "七八", "一二", "半", "亿", "万",
+              "千", "元", "块", "角", "毛", "项", "个", "人", "方", "度", "%", "美元", "余",
+              "楼", "大", "以上", "到", "，", " ", "第", "和"]  # fmt: skip
+    rng = random.Random(3)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
+    texts += ["4.7万人", "20.84亿元", "三项工作", "五角大楼", "两块牌子", "三方", "1.5亿美元"]
+    taken = []
+    shortcut = quantity._read_simple
+
+    def counted(*args):
+        q = shortcut(*args)
+        taken.append(q is not None)
+        return q
+
+    monkeypatch.setattr(quantity, "_read_simple", counted)
+    direct = [[q for q in scan(t, require_unit=False, vague=True)] for t in texts]
+    assert sum(taken) > 300  # the shortcut read many of them
+    monkeypatch.setattr(quantity, "_read_simple", lambda *args: None)
+    general = [[q for q in scan(t, require_unit=False, vague=True)] for t in texts]
+    assert direct == general

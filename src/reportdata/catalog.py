@@ -5,7 +5,8 @@ tables in CSV and JSON) its row count, all read from the files themselves. A pub
 version never changes, so the entry of a version whose datapackage.json and file sizes are
 those the previous catalog.json recorded is taken from there, not hashed and counted again.
 Paths are POSIX paths relative to the folder holding ``catalog.json``; ``url`` is the path,
-or the base URL joined with it. The same tree always gives the same bytes: nothing depends on the clock.
+or the base URL joined with it. The same tree always gives the same bytes: nothing depends on
+the clock.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ that measures something; names in quotes, thresholds, dates and list markers are
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from itertools import accumulate, count, pairwise
+from operator import add
 
 from reportdata.figure import Figure
 from reportdata.layout import Section
@@ -22,6 +24,77 @@ _CLAUSE_BREAK = ",;。!?:\n"
 _SENTENCE_BREAK = "。!?;\n"
 _QUOTES = {"“": "”", '"': '"', "《": "》", "「": "」", "『": "』", "‘": "’"}
 
+
+def _last_chars(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """The characters a match of ``pattern`` can end with, or None when any may (a class
+    with ranges or categories); used to skip searches for patterns that end with ``$``."""
+    from re import _parser  # the standard parser of re (sre_parse in older versions)
+
+    def of_sequence(items: list) -> tuple[set[str], bool] | None:
+        found: set[str] = set()
+        for op, av in reversed(list(items)):
+            part = of_item(op, av)
+            if part is None:
+                return None
+            chars, optional = part
+            found |= chars
+            if not optional:
+                return found, False
+        return found, True
+
+    def of_item(op: object, av: object) -> tuple[set[str], bool] | None:
+        name = str(op)
+        if name == "LITERAL":
+            return {chr(av)}, False
+        if name == "IN":
+            if all(str(o) == "LITERAL" for o, _ in av):
+                return {chr(v) for _, v in av}, False
+            return None
+        if name == "BRANCH":
+            found, optional = set(), False
+            for branch in av[1]:
+                part = of_sequence(branch)
+                if part is None:
+                    return None
+                found |= part[0]
+                optional = optional or part[1]
+            return found, optional
+        if name == "SUBPATTERN":
+            return of_sequence(av[-1])
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            part = of_sequence(av[2])
+            return None if part is None else (part[0], part[1] or av[0] == 0)
+        if name in ("AT", "ASSERT", "ASSERT_NOT"):
+            return set(), True
+        return None
+
+    try:
+        part = of_sequence(_parser.parse(pattern.pattern, pattern.flags))
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return None
+    return None if part is None or part[1] else frozenset(part[0])
+
+
+class _Ending:
+    """A pattern that ends with ``$``, searched only where the text's last character can end
+    a match: most clauses end with no such word, and a failed search tries every position."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+        last = _last_chars(self.pattern)
+        # None: any character may end a match. $ also matches before a final newline.
+        self.ends = None if last is None else last | {"\n"}
+
+    def search(self, text: str, pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
+        end = len(text) if endpos is None else min(endpos, len(text))
+        if self.ends is not None and (end <= pos or text[end - 1] not in self.ends):
+            return None  # a match is never empty, and ends in one of ``ends``
+        return self.pattern.search(text, pos, end)
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        return self.pattern.fullmatch(text)
+
+
 # Words that only frame the figure: time, scope, adverbs, linking verbs.
 _LEAD_STRIP = re.compile(
     r"(?:[、,]+|其中|同时|另外|此外|并且|并|与|和|及"
@@ -33,14 +106,16 @@ _LEAD_STRIP = re.compile(
     r"|累计|共计|合计|总计|共有|拥有|现有|共|已经|已|先后|陆续|首次|全力|大力|成功|新近|进一步"
     r"|预计|初步预计|预估|力争|计划|争取(?=实现|达到|完成|突破)|将|要|确保|力求)"
 )
-_TAIL_STRIP = re.compile(
+# Each branch opens with a character, so that the search skips to where one may begin.
+_TAIL_STRIP = _Ending(
     r"(?:分别为|分别达到?|分别|预计达到|预计为|预计|达到了|达到|达|为|是|约为|约|共计|共|计|有|由|从|"
-    r"(?:控制|保持|稳定|维持)在|是[^,;。]{0,12}的|(?:位居|居|列|排名?)(?:全[国省市区县州])?|"
-    r"完成|实现|"
+    r"控制在|保持在|稳定在|维持在|是[^,;。]{0,12}的|"
+    r"位居(?:全[国省市区县州])?|居(?:全[国省市区县州])?|列(?:全[国省市区县州])?|"
+    r"排名?(?:全[国省市区县州])?|完成|实现|"
     r"超过|超|突破|逾|近|将近|接近|不足|不到|累计|总计|合计|总数为|了|已|将|力争|实现了|完成了)$"
 )
 _LIGHT_VERB = re.compile(r"实现|完成|达到|取得|拥有")
-_CHANGE_WORDS = re.compile(
+_CHANGE_WORDS = _Ending(
     r"(?:同比|比上年|比去年|较上年|较去年|年均)?(?:增长|下降|提高|降低|减少|增加|上升|回落|增速为?|"
     r"扩大|缩小|提升|下滑|回升|增幅|降幅)(?:了|约|达到?|为)?$"
 )
@@ -48,9 +123,11 @@ _SHARE_WORDS = re.compile(
     r"(?:(?:占比|比重|占|比例)[^,。;]{0,16}(?:为|达到?|达)?|完成[^,。;]{0,12}的)$"
 )
 _ESTIMATE = re.compile(r"初步预计|预计|预估|估计")
+# Every branch opens with a character (look-behinds come after it), so that a search skips
+# to the characters that can begin one.
 _TARGET = re.compile(
-    r"力争|目标(?=[是为:,]|任务)|[预主]\w{0,2}目标|(?<![年度的])计划|预期|争取(?=实现|达到|完成|突破)"
-    r"|确保|力求|(?<![主重需只必])要(?![求素点闻害])|将"
+    r"力争|目标(?=[是为:,]|任务)|预\w{0,2}目标|主\w{0,2}目标|计划(?<![年度的]计划)|预期"
+    r"|争取(?=实现|达到|完成|突破)|确保|力求|要(?<![主重需只必]要)(?![求素点闻害])|将"
 )
 _FUTURE_AFTER_JIANG = re.compile(
     r"将(?:进一步|继续|持续|全力|加快|大力|努力|重点|着力|不断|积极|深入|扎实|力争|实现|达到|建成|完成|"
@@ -97,17 +174,26 @@ def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
 
 
 class _Breaks:
-    """Positions of break characters, for finding the clause or sentence around a position."""
+    """Positions of break characters, for finding the clause or sentence around a position;
+    ``within`` (the positions of a wider set of breaks) saves a pass over the text."""
 
-    def __init__(self, folded: str, chars: str) -> None:
-        self.at = [m.start() for m in re.finditer("[" + re.escape(chars) + "]", folded)]
+    def __init__(self, folded: str, chars: str, within: _Breaks | None = None) -> None:
+        if within is None:
+            # The k-th break stands after the first k + 1 pieces between breaks and k breaks.
+            pieces = re.split("[" + re.escape(chars) + "]", folded)
+            self.at = list(map(add, accumulate(map(len, pieces[:-1])), count()))
+        else:
+            self.at = [i for i in within.at if folded[i] in chars]
         self.size = len(folded)
 
     def bounds(self, pos: int) -> tuple[int, int]:
+        at = self.at
+        i = bisect_left(at, pos)
+        return (at[i - 1] + 1 if i else 0), (at[i] if i < len(at) else self.size)
+
+    def start(self, pos: int) -> int:
         i = bisect_left(self.at, pos)
-        start = self.at[i - 1] + 1 if i > 0 else 0
-        end = self.at[i] if i < len(self.at) else self.size
-        return start, end
+        return self.at[i - 1] + 1 if i else 0
 
 
 def _is_threshold(folded: str, q: Quantity) -> bool:
@@ -153,6 +239,16 @@ def _is_anniversary(folded: str, q: Quantity) -> bool:
     return q.unit == "周" and folded[q.end : q.end + 1] == "年"
 
 
+def _in_rows(rows: list[tuple[int, int]], pos: int) -> bool:
+    """In one of the table rows' spans."""
+    return any(a <= pos < b for a, b in rows)
+
+
+def _not_figure(folded: str, q: Quantity) -> bool:
+    """An ordinal or a threshold, for a quantity after 第 or 过 (the checks below need one)."""
+    return _is_ordinal(folded, q) or _is_threshold(folded, q)
+
+
 def _is_ordinal(folded: str, q: Quantity) -> bool:
     """第3批, 第一 and list markers are ordinals, not figures."""
     return folded[max(0, q.start - 1) : q.start] == "第"
@@ -166,6 +262,14 @@ def _is_article(q: Quantity) -> bool:
 _EDGE = " 、,:,:　"
 
 
+def _trim(fs: str, a: int, b: int) -> tuple[int, int]:
+    """``a`` and ``b`` moved past the edge characters (spaces, commas) at both ends of fs[a:b]."""
+    part = fs[a:b]
+    kept = part.lstrip(_EDGE)
+    a += len(part) - len(kept)
+    return a, b - (len(kept) - len(kept.rstrip(_EDGE)))
+
+
 def _clean_subject(s: str, fs: str | None = None) -> str:
     """Drop the words that only frame a figure (time, scope, adverbs, linking verbs).
 
@@ -173,26 +277,15 @@ def _clean_subject(s: str, fs: str | None = None) -> str:
     """
     if fs is None:
         fs = fold(s)
-    a, b = 0, len(s)
-
-    def trim() -> None:
-        nonlocal a, b
-        while a < b and fs[a] in _EDGE:
-            a += 1
-        while b > a and fs[b - 1] in _EDGE:
-            b -= 1
-
-    trim()
+    a, b = _trim(fs, 0, len(s))
     for _ in range(4):
         before = (a, b)
         m = _LEAD_STRIP.match(fs, a, b)
         if m and m.end() > a:
-            a = m.end()
-            trim()
+            a, b = _trim(fs, m.end(), b)
         m = _TAIL_STRIP.search(fs, max(a, b - 16), b)  # no tail word is longer
         if m and m.start() < b:
-            b = m.start()
-            trim()
+            a, b = _trim(fs, a, m.start())
         if (a, b) == before:
             break
     if _LIGHT_VERB.match(fs, a, b) and b - a - 2 >= 3:
@@ -207,6 +300,11 @@ _NOT_A_NOUN = re.compile(r"以上|以下|左右|多|余|之|比|同比|增长|�
 
 def _after_subject(folded: str, text: str, q: Quantity, next_start: int) -> str:
     limit = min(next_start, len(text))
+    first = q.end
+    while first < limit and folded[first].isspace():
+        first += 1
+    if first >= limit or not ("\u4e00" <= folded[first] <= "\u9fff") or folded[first] in "的了":
+        return ""  # no word follows (what the checks below find too, only later)
     m = _AFTER_END.search(folded, q.end, limit)
     end = m.start() if m else limit
     stop = _VERB_STOP.search(folded, q.end + 1, end)
@@ -251,12 +349,13 @@ def _distributed(subject: str) -> list[str]:
 _CLAUSE_END = re.compile(r"[,;。!?\n]")
 _PLAN_OPENING = re.compile(r"力争|计划(?=[在到于要将新建实现完成])|预期目标")
 _COMPARISON = re.compile(r"比上年末?|比去年|比上季度?|较上年末?|较去年|同比|环比")
-_COMPARED = re.compile(
+_COMPARED = _Ending(
     r"(?:" + _COMPARISON.pattern + r")(?:净)?"
     r"(?:增长|下降|提高|降低|减少|增加|上升|回落|扩大|缩小|提升|下滑|回升)(?:了|约)?$"
 )
 _SEPARATELY = re.compile(r"分别(?=[^,。;]{0,2}$)|分别(?=增长|下降|提高|达到|为)")
-_TO_LEVEL = re.compile(r"(?:增加|提高|下降|减少|扩大|上升|降低|增长|缩小|提升|调整|升)(?:到|至)$")
+_TIMES_OF = _Ending(r"是.{0,12}的$")  # 是上年的1.5倍
+_TO_LEVEL = _Ending(r"(?:增加|提高|下降|减少|扩大|上升|降低|增长|缩小|提升|调整|升)(?:到|至)$")
 
 
 def _measure(b: str, q: Quantity) -> str:
@@ -269,7 +368,7 @@ def _measure(b: str, q: Quantity) -> str:
     if _COMPARED.search(b):
         return "change"  # 比上年末增加2.1万人: a change of any kind of quantity
     if q.unit_family in {"percent", "percentage_point", "ratio"}:
-        if _CHANGE_WORDS.search(b) or (q.unit_family == "ratio" and re.search(r"是.{0,12}的$", b)):
+        if _CHANGE_WORDS.search(b) or (q.unit_family == "ratio" and _TIMES_OF.search(b)):
             return "change"
         if q.unit_family == "percent" and _SHARE_WORDS.search(b):
             return "share"
@@ -364,6 +463,24 @@ class _Years:
         return str(report_year) if report_year else ""
 
 
+class _SectionFinder:
+    """The section a position falls in (see _section_at), by bisection when the sections
+    follow one another without overlapping, as :func:`layout.structure` makes them."""
+
+    def __init__(self, sections: list[Section]) -> None:
+        self.sections = sections
+        self.starts = [s.start for s in sections]
+        self.ordered = all(s.start <= s.end for s in sections) and all(
+            a.end <= b.start for a, b in pairwise(sections)
+        )
+
+    def __call__(self, pos: int) -> Section | None:
+        if not self.ordered:
+            return _section_at(self.sections, pos)
+        i = bisect_right(self.starts, pos) - 1
+        return self.sections[i] if i >= 0 and pos < self.sections[i].end else None
+
+
 def _section_at(sections: Iterable[Section], pos: int) -> Section | None:
     for s in sections:
         if s.start <= pos < s.end:
@@ -383,10 +500,10 @@ def figures(
         q
         for q in scan(text, folded=folded)
         if not (quotes and _inside(quotes, q.start, q.end))
-        and not (rows and any(a <= q.start < b for a, b in rows))
+        and not (rows and _in_rows(rows, q.start))
         and not (q.chinese and _is_article(q))
-        and not _is_threshold(folded, q)
-        and not _is_ordinal(folded, q)
+        and not (q.start and folded[q.start - 1] in "过第" and _not_figure(folded, q))
+        and not (q.text.endswith(("以上", "以下")) and _is_threshold(folded, q))
         and not (q.unit == "周" and _is_anniversary(folded, q))
     ]
     found += [r for r in _ranks(text, folded) if not _inside(quotes, r.start, r.end)]
@@ -395,18 +512,19 @@ def figures(
     prev_end_in_clause = -1
     last_subject = ""
     clauses = _Breaks(folded, _CLAUSE_BREAK)
-    sentences = _Breaks(folded, _SENTENCE_BREAK)
-    paragraphs = _Breaks(folded, "\n")
+    sentences = _Breaks(folded, _SENTENCE_BREAK, clauses)
+    paragraphs = _Breaks(folded, "\n", sentences)
     years = _Years(folded)
     plans = sorted(
         m.start() for rx in (_FUTURE_AFTER_JIANG, _PLAN_OPENING) for m in rx.finditer(folded)
     )
     share: list[str] = []
     share_index = 0
+    section_at = _SectionFinder(sections)
     for k, q in enumerate(found):
         c_start, c_end = clauses.bounds(q.start)
         s_start, s_end = sentences.bounds(q.start)
-        p_start, _ = paragraphs.bounds(q.start)
+        p_start = paragraphs.start(q.start)
         if prev_end_in_clause > c_start:
             c_start = prev_end_in_clause
         next_start = found[k + 1].start if k + 1 < len(found) else len(text)
@@ -449,7 +567,7 @@ def figures(
             subject = share[share_index] if share_index < len(share) else subject
         else:
             share = []
-        section = _section_at(sections, q.start)
+        section = section_at(q.start)
         comma = folded.rfind(",", s_start, q.start)
         i = bisect_left(plans, s_start)
         plan_earlier = comma > s_start and i < len(plans) and plans[i] < comma

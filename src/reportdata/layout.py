@@ -136,14 +136,24 @@ def _fold(line: str) -> str:
     return getattr(line, "folded", "") or fold(line)
 
 
-def _join(a: str, b: str) -> str:
+def _stripped(line: str) -> tuple[str, str]:
+    """``line.strip()`` and its folded twin."""
+    s = line.strip()
+    a = len(line) - len(line.lstrip())
+    return s, _fold(line)[a : a + len(s)]
+
+
+def _join(a: str, b: str) -> Line:
     """Join two halves of a broken paragraph. Across a column break (a blank line between
-    them) a character printed on both sides is one; a hard wrap repeats nothing."""
+    them) a character printed on both sides is one; a hard wrap repeats nothing. The
+    folded twins are joined alike."""
     gap = getattr(b, "gap", True)
+    fa, fb = _fold(a), _fold(b)
     a, b = a.rstrip(), b.lstrip()
+    fa, fb = fa[: len(a)], fb[len(fb) - len(b) :]
     if gap and a and b and a[-1] == b[0] and "\u4e00" <= a[-1] <= "\u9fff":
-        return a + b[1:]
-    return a + b
+        return Line.of(a + b[1:], True, fa + fb[1:])
+    return Line.of(a + b, True, fa + fb)
 
 
 def _front_matter(lines: list[str]) -> tuple[int, str, str, list[str], str]:
@@ -228,15 +238,19 @@ def _repair(paragraphs: list[str]) -> tuple[list[str], dict[int, list[str]]]:
 def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
     """Repair the layout of a report's text and split it into sections."""
     cleaned = clean(raw_text.replace("\r\n", "\n").replace("\r", "\n"))
+    folded = fold(cleaned)  # once for the whole text; each line keeps its slice
     lines: list[str] = []
     gap = True
+    pos = 0
     for ln in cleaned.split("\n"):
         stripped = ln.strip()
         if stripped:
-            lines.append(Line.of(stripped, gap, ""))
+            a = pos + len(ln) - len(ln.lstrip())
+            lines.append(Line.of(stripped, gap, folded[a : a + len(stripped)]))
             gap = False
         else:
             gap = True
+        pos += len(ln) + 1
     body_start, title, subtitle, reporters, credit = (
         _front_matter(lines) if front_matter else (0, "", "", [], "")
     )
@@ -249,14 +263,19 @@ def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
 
     sections: list[Section] = [Section("lead", "", paragraphs=list(lines[:body_start]))]
     boxed: dict[int, list[Section]] = {}  # sidebars, by the section whose sentence they split
+    folded_heading: dict[int, str] = {}  # by id of the section
     for idx, para in enumerate(body):
         if _is_heading(para):
-            sections.append(Section("heading", para.strip()))
+            heading, folded_heading_ = _stripped(para)
+            sections.append(Section("heading", heading))
+            folded_heading[id(sections[-1])] = folded_heading_
         else:
             sections[-1].paragraphs.append(para)
         if idx in sidebars:
             block = sidebars[idx]
-            side = Section("sidebar", block[0].strip(), paragraphs=block[1:])
+            heading, folded_heading_ = _stripped(block[0])
+            side = Section("sidebar", heading, paragraphs=block[1:])
+            folded_heading[id(side)] = folded_heading_
             boxed.setdefault(len(sections) - 1, []).append(side)
     ordered: list[Section] = []
     for i, s in enumerate(sections):
@@ -266,23 +285,32 @@ def structure(raw_text: str, *, front_matter: bool = True) -> Structure:
         ordered = ordered[1:]
 
     parts: list[str] = []
+    folded_parts: list[str] = []  # the folded text, built from the folded twins alike
     pos = 0
     for s in ordered:
         s.start = pos
         block = ([s.heading] if s.heading else []) + s.paragraphs
         chunk = "\n\n".join(block)
         parts.append(chunk)
+        folded_block = [_fold(p) for p in s.paragraphs]
+        if s.heading:
+            folded_block.insert(0, folded_heading.get(id(s)) or fold(s.heading))
+        folded_parts += ("\n\n".join(folded_block), "\n\n")
         pos += len(chunk)
         s.end = pos
         parts.append("\n\n")
         pos += 2
-        opening = s.paragraphs[0][:60] if s.paragraphs else ""
+        opening = _fold(s.paragraphs[0])[:60] if s.paragraphs else ""
         s.plan = bool(_PLAN_HEADING.search(s.heading)) or (
             s.kind == "heading" and bool(_PLAN_OPENING.search(_first_sentence(opening)))
         )
     text = "".join(parts[:-1]) if parts else ""
-    return Structure(text, ordered, title, subtitle, reporters, photographers, credit, fold(text))
+    folded = "".join(folded_parts[:-1])
+    if len(folded) != len(text):  # never expected: the twins are slices of one folding
+        folded = fold(text)
+    return Structure(text, ordered, title, subtitle, reporters, photographers, credit, folded)
 
 
-def _first_sentence(text: str) -> str:
-    return re.split(r"[。!?;]", fold(text), maxsplit=1)[0]
+def _first_sentence(folded: str) -> str:
+    """The first sentence of folded text."""
+    return re.split(r"[。!?;]", folded, maxsplit=1)[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
+from collections.abc import Iterator
 
 _SPLIT_ENTITY = re.compile(r"&([a-zA-Z]{1,10})\n([a-zA-Z]{0,10};)")
 _ENTITY = re.compile(r"&(?:[a-zA-Z]{2,10}|#\d{2,6}|#x[0-9a-fA-F]{2,5});")
@@ -33,15 +34,29 @@ def _entities(text: str) -> str:
     return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
 
 
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _tokens_at_line_ends(text: str) -> Iterator[str]:
+    """The tokens of 2 to 6 letters and digits that end a line right after Chinese text or
+    punctuation (what ``_TOKEN_AT_END`` finds there), line by line: a search for the pattern
+    would try it at every digit of the text."""
+    pos = 0
+    for line in text.split("\n"):
+        body = line.rstrip(" \t")
+        start = end = len(body)
+        while start > 0 and body[start - 1] in _ALNUM and end - start <= 6:
+            start -= 1
+        if 2 <= end - start <= 6 and pos + start > 0 and _GLUE.match(text, pos + start - 1):
+            yield body[start:end]
+        pos += len(line) + 1
+
+
 def _watermarks(text: str) -> set[str]:
     """Tokens that end at least three lines and are mixed letters (not a word or a number)."""
     if not _LETTER.search(text):
         return set()
-    counts = Counter(
-        m.group(1)
-        for m in _TOKEN_AT_END.finditer(text)
-        if m.start() > 0 and _GLUE.match(text, m.start() - 1)
-    )
+    counts = Counter(_tokens_at_line_ends(text))
     marks = set()
     for token, n in counts.items():
         mixed = bool(re.search(r"[A-Za-z]", token)) and bool(

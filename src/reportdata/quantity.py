@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from reportdata.normalize import fold
 from reportdata.numerals import (
@@ -216,10 +217,13 @@ class _Amount:
     currency: str = ""  # a currency named after 元 (三万元欧元)
 
 
+_FUZZY_PAIR = re.compile(r"(.)(.)([十百千拾佰仟]?)([万亿萬億]*)")
+
+
 def _fuzzy_pair(numeral: str) -> tuple[float, float, str] | None:
     """三五百 → (300, 500, ''), 三四十万 → (30, 40, 万), 七八 → (7, 8, ''): two digits a step
     or two apart stand for the span between them."""
-    m = re.fullmatch(r"(.)(.)([十百千拾佰仟]?)([万亿萬億]*)", numeral)
+    m = _FUZZY_PAIR.fullmatch(numeral)
     if not m or m.group(1) not in DIGITS or m.group(2) not in DIGITS:
         return None
     d1, d2 = DIGITS[m.group(1)], DIGITS[m.group(2)]
@@ -273,12 +277,28 @@ def _change_value(change: str, after: str) -> float:
     return float(total)
 
 
+_ANY_DIGIT = re.compile(r"\d")
+_FUZZY_WORDS = frozenset(["余", "多"])
+
+
+@lru_cache(maxsize=4096)
+def _chinese_reading(
+    numeral: str,
+) -> tuple[tuple[float, float, str] | None, str, str, float | None, bool, bool]:
+    """What a numeral without Arabic digits reads as: its fuzzy pair (三五百), its body and
+    multiplier, the body's value, and whether the body is a digit string or elliptic. Such
+    numerals are few (一, 两, 三十, 五百), so their readings are kept."""
+    pair = _fuzzy_pair(numeral)
+    body, tail = split_multiplier(numeral)
+    return pair, body, tail, numeral_value(body), is_digit_string(body), is_elliptic(body)
+
+
 def _read_amount(m: re.Match[str] | None) -> _Amount | None:
     """The amount read from the named groups of ``m`` (the scan's own or ``_AMOUNT``'s)."""
     if m is None:
         return None
     pct, vague, num, q1, mult, q2, unit, cur2, change, cents = m.group(*_AMOUNT_GROUPS)
-    words = tuple(w for w in (q1, q2) if w)
+    words = (q1, q2) if q1 and q2 else (q1,) if q1 else (q2,) if q2 else ()
     unit, mult = unit or "", mult or ""
     if pct is not None:
         numeral = "".join(pct.split()).replace("百分之", "", 1)  # 负百分之三 = -3%
@@ -292,25 +312,34 @@ def _read_amount(m: re.Match[str] | None) -> _Amount | None:
             return None
         low, high, tail = span
         return _Amount(low, tail + mult, unit, vague, True, words, low, high, True)
-    numeral = "".join(num.split())
-    chinese = not any(c.isdigit() for c in numeral)
-    follows = bool(mult or unit or words)
-    amount = None
+    numeral = "".join(num.split()) if " " in num else num
+    chinese = _ANY_DIGIT.search(numeral) is None
+    follows = bool(mult or unit or q1 or q2)
     if chinese:
-        pair = _fuzzy_pair(numeral)  # a pair of digits with no unit at all reads 七八 = 78
+        pair, body, tail, value, digit_string, elliptic = _chinese_reading(numeral)
         if pair is not None and (follows or pair[0] >= 10 or pair[2]):
             low, high, tail = pair
             amount = _Amount(low, tail + mult, unit, numeral, True, words, low, high, True)
-    if amount is None:
+            return _finish(amount, unit, cur2, change, cents)
+        elliptic = elliptic or digit_string
+    else:
         body, tail = split_multiplier(numeral)
         value = numeral_value(body)
-        if value is None:
-            return None
-        if follows and ((chinese and is_digit_string(body)) or is_elliptic(body)):
-            return None  # 一二三元 is no amount; in 三亿一期 the 一 begins a word
-        amount = _Amount(value, tail + mult, unit, body, chinese, words, vague="半" in body)
-        if {"余", "多"} & set(words):
-            amount.low, amount.high = value, value + _step(value)  # 3000多 = 3000 to 4000
+        elliptic = is_elliptic(body)
+    if value is None:
+        return None
+    if follows and elliptic:
+        return None  # 一二三元 is no amount; in 三亿一期 the 一 begins a word
+    amount = _Amount(value, tail + mult, unit, body, chinese, words, vague="半" in body)
+    if q1 in _FUZZY_WORDS or q2 in _FUZZY_WORDS:
+        amount.low, amount.high = value, value + _step(value)  # 3000多 = 3000 to 4000
+    return _finish(amount, unit, cur2, change, cents)
+
+
+def _finish(
+    amount: _Amount, unit: str, cur2: str | None, change: str | None, cents: str | None
+) -> _Amount:
+    """The amount with the 角 分 or cents after its unit and the currency named after 元."""
     if change and change[0] not in "整正":
         amount.change = _change_value(change, unit[-1:])
     if cents:
@@ -410,35 +439,65 @@ _SIMPLE_GROUPS = (
 )
 
 
+# Arabic digits with a multiplier written into the numeral (20.84亿), as split_multiplier
+# splits them.
+_MULTIPLIER_CHARS = "".join(SMALL_UNITS) + "".join(BIG_UNITS)
+_ARABIC_MULTIPLIED = re.compile(r"([0-9]+(?:\.[0-9]+)?)([" + re.escape(_MULTIPLIER_CHARS) + r"]+)")
+
+
 def _read_simple(m: re.Match[str], folded: str, text: str) -> Quantity | None:
-    """The common shape, read directly: Arabic digits, a multiplier and a unit (4.7万人)."""
+    """The common shapes, read directly: a number with a multiplier and a unit (4.7万人,
+    20.84亿元, 三项); None leaves the match to the general reading, which gives the same."""
     num, mult, unit = m.group("num", "mult", "unit")
-    if not num.isascii() or not num.replace(".", "", 1).isdigit():
+    chinese = False
+    if num.isascii() and num.replace(".", "", 1).isdigit():
+        body, tail, value = num, "", float(num)
+    elif (split := _ARABIC_MULTIPLIED.fullmatch(num)) is not None:
+        body, tail = split.groups()
+        if multiplier_of(tail) is None:
+            return None
+        value = float(body)
+    elif _ANY_DIGIT.search(num) is None and " " not in num:
+        pair, body, tail, value, digit_string, elliptic = _chinese_reading(num)
+        if pair is not None or digit_string or elliptic or value is None or "半" in body:
+            return None  # a fuzzy pair, a word (一二三元) or a half: the general reading
+        chinese = True
+    else:
         return None
-    mult = mult or ""
+    mult = tail + (mult or "")
     found = resolve(mult + unit)
-    if found is None or (
-        unit in BOUNDED_UNITS and "\u4e00" <= folded[m.end() : m.end() + 1] <= "\u9fff"
-    ):
+    if found is None:
+        return None
+    if chinese and not mult and unit in AMBIGUOUS_AFTER_CHINESE:
+        return None  # 三方, 一度
+    bounded = unit in BOUNDED_UNITS or (chinese and not mult and unit in BOUNDED_AFTER_CHINESE)
+    end = m.end()
+    if bounded and "\u4e00" <= folded[end : end + 1] <= "\u9fff":
         return None
     family, base, factor = found
-    value = float(num)
+    start = m.start()
     return Quantity(
-        value=value,
-        unit=mult + unit,
-        value_base=scale(value, factor),
-        unit_base=base,
-        unit_family=family,
-        qualifier="exact",
-        text=text[m.start() : m.end()],
-        start=m.start(),
-        end=m.end(),
-        numeral=num,
+        value,
+        mult + unit,
+        scale(value, factor),
+        base,
+        family,
+        "exact",
+        text[start:end],
+        start,
+        end,
+        None,
+        None,
+        body,
+        chinese,
     )
 
 
+_UNIT_MARKS = ("unit", "pct", "cur", "to", "second")
+
+
 def _read(m: re.Match[str], folded: str, text: str, require_unit: bool) -> Quantity | None:
-    unit, pct, currency, to, second = m.group("unit", "pct", "cur", "to", "second")
+    unit, pct, currency, to, second = m.group(*_UNIT_MARKS)
     if require_unit and not (unit or pct or currency or to or second):
         return None
     if unit and not (currency or to or second) and not any(m.group(*_SIMPLE_GROUPS)):
@@ -524,6 +583,8 @@ def scan(
     if folded is None or "參" in text:
         folded = fold(text.translate(_KEEP_NUMERALS) if "參" in text else text)
     for m in QUANTITY_RE.finditer(folded):
+        if require_unit and not any(m.group(*_UNIT_MARKS)):
+            continue  # what _read would drop first: no unit, percent, currency or range
         q = _read(m, folded, text, require_unit)
         if q is not None and _finite(q) and (vague or not q.vague):
             yield q
@@ -531,7 +592,13 @@ def scan(
 
 def _finite(q: Quantity) -> bool:
     """False for an amount beyond a float's range (value_base of 1e300万亿 is infinite)."""
-    return all(math.isfinite(x) for x in (q.value, q.value_base, q.low, q.high) if x is not None)
+    isfinite = math.isfinite
+    return (
+        isfinite(q.value)
+        and isfinite(q.value_base)
+        and (q.low is None or isfinite(q.low))
+        and (q.high is None or isfinite(q.high))
+    )
 
 
 def _standalone(q: Quantity, whole: str) -> bool:
