@@ -161,7 +161,7 @@ def _unchanged(project, dataset: str, inputs: str) -> dict | None:
     crashed run left it unfinished); None when there is work to do."""
     from reportdata.publish import complete_release
 
-    if pipeline.published_inputs(project, dataset) != inputs:
+    if inputs not in pipeline.published_inputs(project, dataset):
         return None
     version = complete_release(project.published_dir, dataset, project.dataset(dataset).title)
     if version is None:

@@ -258,3 +258,33 @@ def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
         assert {p: p.stat().st_mtime_ns for p in (tmp_path / "published").rglob("*")} == before
     finally:
         server.close()
+
+
+def test_new_inputs_that_give_the_same_tables_are_remembered(
+    prefect_server, tmp_path, counted, monkeypatch
+):
+    """A new extractor that finds exactly the published figures writes no version; the rerun
+    after it must still know the release is current (it cannot record that in the version)."""
+    from flows.publish_dataset import publish_dataset
+    from reportdata import cache
+
+    _project(tmp_path, [_file_source(tmp_path, n) for n in range(4)])
+    assert publish_dataset("county", str(tmp_path))["new"]
+
+    monkeypatch.setattr(cache, "extractor_version", lambda: "a-new-extractor")
+    counted.clear()
+    upgraded = publish_dataset("county", str(tmp_path))
+    assert (upgraded["version"], upgraded["new"]) == ("1.0.0", False)
+    assert sorted(counted) == [f"brief-{n}" for n in range(4)]  # every report read anew
+
+    counted.clear()
+    cached_reads: list[str] = []
+    real_load = cache.load_rows
+    monkeypatch.setattr(
+        cache,
+        "load_rows",
+        lambda project, sid, key: cached_reads.append(sid) or real_load(project, sid, key),
+    )
+    again = publish_dataset("county", str(tmp_path))
+    assert (again["version"], again["new"], again["counts"]) == ("1.0.0", False, {})
+    assert (counted, cached_reads) == ([], [])  # decided from the snapshots alone

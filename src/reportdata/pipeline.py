@@ -5,6 +5,7 @@ Each step takes data and returns data; none knows about Prefect.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -199,18 +200,40 @@ def previous_rows(project: Project, dataset: str, source_ids: set[str]) -> dict[
     return found
 
 
-def published_inputs(project: Project, dataset: str) -> str | None:
-    """The inputs fingerprint of the newest published version, if it recorded one."""
+def _inputs_note(project: Project, dataset: str) -> Path:
+    return project.root / ".reportdata" / "inputs" / f"{dataset}.json"
+
+
+def published_inputs(project: Project, dataset: str) -> set[str]:
+    """The inputs fingerprints the newest published version is known to be made from: the one
+    it recorded (``reportdata:inputs``), and the one a later run noted when other inputs (a
+    new extractor, say) gave exactly its tables, so that no new version was written."""
     from reportdata.publish import INPUTS_KEY, newest_version, read_package
 
     version = newest_version(project.published_dir, dataset)
     if version is None:
-        return None
-    try:
+        return set()
+    known = set()
+    with contextlib.suppress(ReportdataError):
         value: Any = read_package(project.published_dir, dataset, version).get(INPUTS_KEY)
-    except ReportdataError:
-        return None
-    return value if isinstance(value, str) else None
+        if isinstance(value, str):
+            known.add(value)
+    with contextlib.suppress(OSError, ValueError):
+        note = json.loads(_inputs_note(project, dataset).read_text(encoding="utf-8"))
+        if isinstance(note, dict) and note.get("version") == version:
+            known.add(str(note.get("inputs")))
+    return known
+
+
+def _note_inputs(project: Project, dataset: str, version: str, inputs: str) -> None:
+    """Remember (in .reportdata/, best effort) that ``inputs`` give ``version``'s tables."""
+    from reportdata.fsutil import atomic_write_bytes
+
+    body = json.dumps({"version": version, "inputs": inputs}).encode("utf-8")
+    with contextlib.suppress(OSError):
+        path = _inputs_note(project, dataset)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, body)
 
 
 def merge(parts: list[Rows]) -> Rows:
@@ -288,5 +311,10 @@ def release(
         report=report,
         inputs=inputs,
     )
+    if inputs and not result.new:
+        from reportdata.publish import newest_version
+
+        if newest_version(project.published_dir, dataset) == result.version:
+            _note_inputs(project, dataset, result.version, inputs)
     counts = {name: len(frame) for name, frame in tables.items()}
     return ReleaseSummary(result.dataset, result.version, result.path, result.new, counts)
