@@ -134,10 +134,11 @@ def published_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str,
 
 @pytest.fixture
 def two_versions(published_once: tuple[Path, str, str], tmp_path: Path) -> tuple[Path, str, str]:
-    """A fresh copy of the twice-published dataset: its folder and both versions."""
+    """A fresh copy of the twice-published dataset, without its warehouse: its folder and
+    both versions."""
     template, first, second = published_once
     dataset_dir = tmp_path / "published" / "demo"
-    shutil.copytree(template, dataset_dir)
+    shutil.copytree(template, dataset_dir, ignore=shutil.ignore_patterns("demo.duckdb"))
     return dataset_dir, first, second
 
 
@@ -445,13 +446,20 @@ def test_a_failed_build_leaves_the_old_file_and_no_temp(
     two_versions: tuple[Path, str, str],
 ) -> None:
     dataset_dir, _, second = two_versions
-    path = build_warehouse(dataset_dir, "demo")
+    aside = dataset_dir.parent / "aside"
+    (dataset_dir / second).rename(aside)
+    path = build_warehouse(dataset_dir, "demo")  # holds the first version only
     before = path.read_bytes()
+    aside.rename(dataset_dir / second)
     (dataset_dir / second / "indicators.json").write_text("[{not json")
     with pytest.raises(PublishError, match="warehouse"):
-        build_warehouse(dataset_dir, "demo")
+        build_warehouse(dataset_dir, "demo")  # appending the second fails
     assert path.read_bytes() == before
     assert list(dataset_dir.glob(".demo.duckdb.tmp-*")) == []
+    path.unlink()
+    with pytest.raises(PublishError, match="warehouse"):
+        build_warehouse(dataset_dir, "demo")  # so does a rebuild
+    assert not path.exists() and list(dataset_dir.glob(".demo.duckdb.tmp-*")) == []
 
 
 def test_building_twice_gives_the_same_contents(two_versions: tuple[Path, str, str]) -> None:
@@ -483,3 +491,337 @@ def test_the_readme_shows_the_queries_this_module_runs() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
     for question, sql in README_QUERIES:
         assert question in readme and sql in readme
+
+
+# ---------------------------------------------------------------------------- appending
+
+FIXED_JOBS = JOBS.replace("4800人", "5200人")  # same length: a corrected figure, a patch
+
+
+def rows_v3() -> dict[str, list[dict[str, Any]]]:
+    """The jobs figure corrected from 4800 to 5200 people."""
+    rows = rows_v2()
+    jobs = "jobs-2024"
+    rows["documents"][1] = _document(jobs, FIXED_JOBS, None)
+    rows["sections"] = [s for s in rows["sections"] if s["document_id"] != jobs]
+    rows["sections"] += _sections(jobs, FIXED_JOBS)
+    rows["indicators"][4:] = [
+        _indicator(jobs, FIXED_JOBS, "5200人", "新增就业", 5200, "人"),
+        _indicator(jobs, FIXED_JOBS, "1.2亿元", "创业担保贷款", 1.2, "亿元"),
+    ]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def three_published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The demo dataset published three times (each publish brings the warehouse up to date),
+    with copies of its warehouse as it stood after the first and the second."""
+    root = tmp_path_factory.mktemp("three")
+    published = root / "published"
+    versions = []
+    for i, (rows, created) in enumerate(
+        ((rows_v1(), "2025-01-01T00:00:00Z"), (rows_v2(), "2025-02-01T00:00:00Z"),
+         (rows_v3(), "2025-03-01T00:00:00Z"))
+    ):  # fmt: skip
+        versions.append(_publish(published, rows, created))
+        shutil.copyfile(published / "demo" / "demo.duckdb", root / f"after-{i + 1}.duckdb")
+    assert versions == ["1.0.0", "1.1.0", "1.1.1"]
+    return {"dir": published / "demo", "versions": versions, "after": root / "after-{}.duckdb"}
+
+
+def dataset_copy(three: dict[str, Any], tmp_path: Path, held: int | None) -> Path:
+    """A copy of the thrice-published dataset whose warehouse held its first `held` versions
+    (none when `held` is None)."""
+    dataset_dir = tmp_path / "copy" / "published" / "demo"
+    shutil.copytree(three["dir"], dataset_dir, ignore=shutil.ignore_patterns("demo.duckdb"))
+    if held is not None:
+        shutil.copyfile(str(three["after"]).format(held), dataset_dir / "demo.duckdb")
+    return dataset_dir
+
+
+def rebuilt(dataset_dir: Path, tmp_path: Path, latest: str | None = None) -> Path:
+    """The warehouse a rebuild from scratch makes of the version folders in `dataset_dir`."""
+    fresh = tmp_path / "rebuilt" / "published" / "demo"
+    shutil.copytree(dataset_dir, fresh, ignore=shutil.ignore_patterns("*.duckdb*"))
+    return build_warehouse(fresh, "demo", latest=latest)
+
+
+MINE = "database_name = current_database() AND schema_name = 'main'"
+
+
+def everything(path: Path) -> dict[str, list[tuple]]:
+    """The definitions of a warehouse and the rows of each of its tables and views, ordered."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        out = {
+            "columns": con.sql(
+                "SELECT table_name, column_index, column_name, data_type, is_nullable, comment "
+                f"FROM duckdb_columns() WHERE {MINE} ORDER BY ALL"
+            ).fetchall(),
+            "constraints": con.sql(
+                "SELECT table_name, constraint_type, constraint_column_names "
+                f"FROM duckdb_constraints() WHERE {MINE} ORDER BY ALL"
+            ).fetchall(),
+            "views": con.sql(
+                "SELECT view_name, sql, comment FROM duckdb_views() "
+                f"WHERE {MINE} AND NOT internal ORDER BY 1"
+            ).fetchall(),
+        }
+        names = [t for t, *_ in out["columns"]]
+        for name in sorted(set(names)):
+            out[name] = con.sql(f'SELECT * FROM "{name}" ORDER BY ALL').fetchall()
+        return out
+
+
+def held_versions(path: Path) -> list[tuple[str, bool]]:
+    return query(path, "SELECT version, is_latest FROM versions ORDER BY major, minor, patch")
+
+
+@pytest.fixture
+def rebuilds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records each full rebuild build_warehouse makes (the latest version it was given)."""
+    from reportdata import warehouse
+
+    calls: list[str] = []
+    real = warehouse._rebuild
+
+    def counting(target: Path, versions: list[Any], latest: str) -> None:
+        calls.append(latest)
+        real(target, versions, latest)
+
+    monkeypatch.setattr(warehouse, "_rebuild", counting)
+    return calls
+
+
+def break_json_files(dataset_dir: Path, versions: list[str]) -> None:
+    """Make every JSON file of these versions but datapackage.json unreadable as JSON."""
+    for version in versions:
+        for path in (dataset_dir / version).glob("*.json"):
+            if path.name != "datapackage.json":
+                path.write_text("[{not json")
+
+
+def test_publishing_appends_what_a_rebuild_would_hold(
+    three_published: dict[str, Any], tmp_path: Path
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=3)
+    path = dataset_dir / "demo.duckdb"
+    assert held_versions(path) == [("1.0.0", False), ("1.1.0", False), ("1.1.1", True)]
+    got, want = everything(path), everything(rebuilt(dataset_dir, tmp_path))
+    assert got == want
+    assert {"columns", "constraints", "views", *TABLES, "versions", "changes"} <= got.keys()
+    assert all(got[f"latest_{t}"] for t in TABLES) and got["changes"]
+    for name in TABLES:
+        assert query(path, f'SELECT DISTINCT version FROM "{name}" ORDER BY 1') == [
+            ("1.0.0",),
+            ("1.1.0",),
+            ("1.1.1",),
+        ]
+    assert ("5200人",) in query(path, "SELECT quantity_text FROM latest_indicators")
+
+
+def test_an_append_reads_only_the_new_version(
+    three_published: dict[str, Any], tmp_path: Path, rebuilds: list[str]
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    want = everything(rebuilt(dataset_dir, tmp_path / "ref"))
+    rebuilds.clear()
+    break_json_files(dataset_dir, ["1.0.0", "1.1.0"])
+    path = build_warehouse(dataset_dir, "demo")
+    assert rebuilds == []
+    assert everything(path) == want
+    # a rebuild would have had to read the broken files
+    path.unlink()
+    with pytest.raises(PublishError, match=r"Cannot read .*1\.0\.0"):
+        build_warehouse(dataset_dir, "demo")
+
+
+def test_moving_latest_back_only_marks_it(
+    three_published: dict[str, Any], tmp_path: Path, rebuilds: list[str]
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=3)
+    want = everything(rebuilt(dataset_dir, tmp_path / "ref", latest="1.0.0"))
+    rebuilds.clear()
+    break_json_files(dataset_dir, ["1.0.0", "1.1.0", "1.1.1"])
+    path = build_warehouse(dataset_dir, "demo", latest="1.0.0")
+    assert rebuilds == []
+    assert everything(path) == want
+    assert held_versions(path) == [("1.0.0", True), ("1.1.0", False), ("1.1.1", False)]
+    assert len(want["latest_indicators"]) == len(rows_v1()["indicators"])
+
+
+def test_a_current_warehouse_is_left_as_it_is(
+    three_published: dict[str, Any], tmp_path: Path, rebuilds: list[str]
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=3)
+    path = dataset_dir / "demo.duckdb"
+    before = (path.stat().st_ino, path.read_bytes())
+    build_warehouse(dataset_dir, "demo", latest="1.1.1")
+    assert (path.stat().st_ino, path.read_bytes()) == before
+    assert rebuilds == [] and list(dataset_dir.glob(".demo.duckdb.tmp-*")) == []
+
+
+def _garbage(dataset_dir: Path) -> None:
+    (dataset_dir / "demo.duckdb").write_bytes(b"not a database at all" * 100)
+
+
+def _changes_table_dropped(dataset_dir: Path) -> None:
+    with duckdb.connect(str(dataset_dir / "demo.duckdb")) as con:
+        con.execute("DROP TABLE changes")
+
+
+def _version_removed(dataset_dir: Path) -> None:
+    shutil.rmtree(dataset_dir / "1.1.0")
+
+
+def _newest_removed(dataset_dir: Path) -> None:
+    shutil.rmtree(dataset_dir / "1.1.1")
+
+
+def _older_version_added(dataset_dir: Path) -> None:
+    """The warehouse was built while 1.1.0 was away; now 1.1.0 is back, older than 1.1.1."""
+    aside = dataset_dir.parent / "aside"
+    (dataset_dir / "1.1.0").rename(aside)
+    build_warehouse(dataset_dir, "demo")
+    aside.rename(dataset_dir / "1.1.0")
+
+
+def _schema_loosened(dataset_dir: Path) -> None:
+    """The new version no longer requires `measure`: the column may now be null."""
+    package_path = dataset_dir / "1.1.1" / "datapackage.json"
+    package = json.loads(package_path.read_text())
+    resource = next(r for r in package["resources"] if r["name"] == "indicators")
+    measure = next(f for f in resource["schema"]["fields"] if f["name"] == "measure")
+    measure.get("constraints", {}).pop("required")
+    package_path.write_text(json.dumps(package, ensure_ascii=False))
+
+
+def _version_republished(dataset_dir: Path) -> None:
+    """1.1.0 was removed and published again: its folder is not what the warehouse holds."""
+    package_path = dataset_dir / "1.1.0" / "datapackage.json"
+    package = json.loads(package_path.read_text())
+    package["created"] = "2025-02-15T00:00:00Z"
+    package_path.write_text(json.dumps(package, ensure_ascii=False))
+
+
+def _stale_wal(dataset_dir: Path) -> None:
+    """A write-ahead log of the old file, which a copy would leave behind."""
+    (dataset_dir / "demo.duckdb.wal").write_bytes(b"not a log of the new file" * 100)
+
+
+@pytest.mark.parametrize(
+    ("held", "change", "expected"),
+    [
+        (2, _garbage, ["1.0.0", "1.1.0", "1.1.1"]),
+        (2, _changes_table_dropped, ["1.0.0", "1.1.0", "1.1.1"]),
+        (3, _version_removed, ["1.0.0", "1.1.1"]),
+        (3, _newest_removed, ["1.0.0", "1.1.0"]),
+        (None, _older_version_added, ["1.0.0", "1.1.0", "1.1.1"]),
+        (2, _schema_loosened, ["1.0.0", "1.1.0", "1.1.1"]),
+        (2, _version_republished, ["1.0.0", "1.1.0", "1.1.1"]),
+        (2, _stale_wal, ["1.0.0", "1.1.0", "1.1.1"]),
+    ],
+)
+def test_a_warehouse_that_cannot_be_appended_to_is_rebuilt(
+    three_published: dict[str, Any],
+    tmp_path: Path,
+    rebuilds: list[str],
+    held: int | None,
+    change: Any,
+    expected: list[str],
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=held)
+    change(dataset_dir)
+    want = everything(rebuilt(dataset_dir, tmp_path / "ref"))
+    rebuilds.clear()
+    path = build_warehouse(dataset_dir, "demo")
+    assert rebuilds == [expected[-1]]
+    assert not (dataset_dir / "demo.duckdb.wal").exists()
+    got = everything(path)
+    assert got == want
+    assert [v for v, _ in held_versions(path)] == expected
+    assert [row[0] for row in got["versions"]] == expected
+
+
+def test_a_loosened_schema_makes_the_column_nullable(
+    three_published: dict[str, Any], tmp_path: Path
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    sql = (
+        "SELECT is_nullable FROM duckdb_columns() "
+        "WHERE table_name = 'indicators' AND column_name = 'measure'"
+    )
+    assert query(dataset_dir / "demo.duckdb", sql) == [(False,)]
+    _schema_loosened(dataset_dir)
+    assert query(build_warehouse(dataset_dir, "demo"), sql) == [(True,)]
+
+
+def test_a_failed_append_leaves_the_old_file_and_no_temp(
+    three_published: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportdata import warehouse
+
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    path = dataset_dir / "demo.duckdb"
+    before = path.read_bytes()
+
+    def fail(*args: Any) -> None:
+        raise RuntimeError("the machine stopped mid-append")
+
+    monkeypatch.setattr(warehouse, "_append", fail)
+    with pytest.raises(RuntimeError, match="mid-append"):
+        build_warehouse(dataset_dir, "demo")
+    assert path.read_bytes() == before
+    assert list(dataset_dir.glob(".demo.duckdb.tmp-*")) == []
+
+
+def test_a_crash_mid_append_leaves_the_old_file_and_the_next_build_cleans_up(
+    three_published: dict[str, Any], tmp_path: Path
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    path = dataset_dir / "demo.duckdb"
+    before = path.read_bytes()
+    script = (
+        "import os, sys\n"
+        "from reportdata import warehouse\n"
+        "def crash(con, *args):\n"
+        '    con.execute("DELETE FROM versions")\n'  # half-done work that must not show
+        "    os._exit(7)\n"
+        "warehouse._append = crash\n"
+        "warehouse.build_warehouse(sys.argv[1], 'demo')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(dataset_dir)], check=False)
+    assert done.returncode == 7
+    assert path.read_bytes() == before
+    assert list(dataset_dir.glob(".demo.duckdb.tmp-*")) != []  # what the crash left
+    want = everything(rebuilt(dataset_dir, tmp_path / "ref"))
+    build_warehouse(dataset_dir, "demo")
+    assert list(dataset_dir.glob(".demo.duckdb.tmp-*")) == []
+    assert everything(path) == want
+
+
+def test_a_reader_keeps_the_old_file_while_versions_are_appended(
+    three_published: dict[str, Any], tmp_path: Path
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    path = dataset_dir / "demo.duckdb"
+    reader = duckdb.connect(str(path), read_only=True)
+    sql = "SELECT list(version ORDER BY version) FROM versions"
+    try:
+        assert reader.sql(sql).fetchall() == [(["1.0.0", "1.1.0"],)]
+        build_warehouse(dataset_dir, "demo")
+        # a second build while the reader holds the old file must not see that file as current
+        build_warehouse(dataset_dir, "demo")
+        assert reader.sql(sql).fetchall() == [(["1.0.0", "1.1.0"],)]
+        count = reader.sql("SELECT count(*) FROM latest_indicators").fetchall()
+        assert count == [(len(rows_v2()["indicators"]),)]
+        script = (
+            "import duckdb, json, sys; "
+            "con = duckdb.connect(sys.argv[1], read_only=True); "
+            f"print(json.dumps(con.sql({sql!r}).fetchall()[0][0]))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+        )
+        assert json.loads(out.stdout) == ["1.0.0", "1.1.0", "1.1.1"]
+    finally:
+        reader.close()

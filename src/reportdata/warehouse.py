@@ -1,7 +1,11 @@
 """The dataset warehouse: one DuckDB file holding every published version of a dataset.
 
-``published/<dataset>/<dataset>.duckdb`` sits at a stable path and is rebuilt from the version
-folders after each release. It holds:
+``published/<dataset>/<dataset>.duckdb`` sits at a stable path and is brought up to date after
+each release: the versions published since the last build are appended to a copy of the file,
+so a release costs the rows it adds, not the size of the catalog. It is rebuilt from every
+version folder instead whenever appending could give other contents than a rebuild: no usable
+file, a version removed or one older than those it holds, or the tables' definitions no longer
+those today's schemas and versions give. It holds:
 
 - one table a schema table (``documents``, ``sections``, ``indicators``) with the schema's
   columns and types after a leading ``version`` column, keyed by (version, the table's key);
@@ -12,8 +16,9 @@ folders after each release. It holds:
 Rows are read from each version's JSON files, which keep what CSV cannot tell apart (an empty
 string from a null) and round-trip every number. Each version is read with the types of its own
 inline schema and cast to today's, so versions published under an older schema still load; a
-column the older schema lacks is null there. The file is written to a temporary sibling and
-renamed into place: a reader holding the old file open keeps reading it.
+column the older schema lacks is null there. Only the loaded versions' changes.json are read.
+The file is written to a temporary sibling (a copy, when appending) and renamed into place: a
+reader holding the old file open keeps reading it.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import math
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +138,7 @@ ORDER BY s.document_id, s.ordinal;""",
 
 @dataclass(frozen=True)
 class _Version:
-    """A complete version folder with its descriptor and its changes.json, if any."""
+    """A complete version folder with its descriptor and, once read, its changes.json."""
 
     version: str
     folder: Path
@@ -160,12 +166,15 @@ def warehouse_path(dataset_dir: Path, dataset: str) -> Path:
 
 
 def build_warehouse(dataset_dir: Path, dataset: str, latest: str | None = None) -> Path:
-    """(Re)build the DuckDB warehouse of every complete version in `dataset_dir`; return its path.
+    """Bring the DuckDB warehouse of every complete version in `dataset_dir` up to date.
 
-    `latest` names the version the ``latest_`` views show (default: the one latest.json
-    names); a publisher passes the version it is about to point latest.json to. The file is
-    replaced atomically. Raises `PublishError` when the dataset has no complete version or a
-    version's files cannot be read or loaded.
+    Versions newer than those the file holds are appended to a copy of it; when appending
+    could give other contents than a rebuild, the file is rebuilt from every version. Nothing
+    is written when it is already current. `latest` names the version the ``latest_`` views
+    show (default: the one latest.json names); a publisher passes the version it is about to
+    point latest.json to. The file is replaced atomically. Returns its path. Raises
+    `PublishError` when the dataset has no complete version or a version's files cannot be
+    read or loaded.
     """
     dataset_dir = Path(dataset_dir)
     target = warehouse_path(dataset_dir, dataset)
@@ -178,8 +187,17 @@ def build_warehouse(dataset_dir: Path, dataset: str, latest: str | None = None) 
             raise PublishError(f"Dataset {dataset!r} has no published version in {dataset_dir}.")
         if latest is None or latest not in {v.version for v in versions}:
             latest = _latest(dataset_dir, versions)
-        _write_atomically(target, versions, latest)
+        if not _append_to_copy(target, versions, latest):
+            _rebuild(target, [_with_changes(v) for v in versions], latest)
     return target
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What a warehouse that can be appended to holds: its first `count` versions, `latest`."""
+
+    count: int
+    latest: str | None
 
 
 # ---------------------------------------------------------------------------- files
@@ -205,21 +223,13 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomically(target: Path, versions: list[_Version], latest: str) -> None:
+@contextlib.contextmanager
+def _temporary(target: Path) -> Iterator[Path]:
+    """A temporary sibling of `target`, removed (with its .wal) however the block ends; DuckDB
+    and file errors in the block become `PublishError`."""
     tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
-    wal = tmp.with_name(tmp.name + ".wal")
     try:
-        con = duckdb.connect(str(tmp))
-        try:
-            con.begin()  # one transaction: a commit per statement would sync each one
-            _fill(con, versions, latest)
-            con.commit()
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        _fsync_file(tmp)
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
+        yield tmp
     except duckdb.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PublishError(
@@ -228,9 +238,67 @@ def _write_atomically(target: Path, versions: list[_Version], latest: str) -> No
     except OSError as exc:
         raise PublishError(f"Could not write the warehouse {target}: {exc}.") from exc
     finally:
-        for leftover in (tmp, wal):
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _commit_and_replace(con: duckdb.DuckDBPyConnection, tmp: Path, target: Path) -> None:
+    """Commit, checkpoint and close `con` on `tmp`, then fsync it and rename it over `target`."""
+    try:
+        con.commit()
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    _fsync_file(tmp)
+    with contextlib.suppress(FileNotFoundError):  # the old file's log must not meet the new one
+        target.with_name(target.name + ".wal").unlink()
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+
+
+def _rebuild(target: Path, versions: list[_Version], latest: str) -> None:
+    """Write a warehouse of every version (changes.json read) and put it in place."""
+    with _temporary(target) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            con.begin()  # one transaction: a commit per statement would sync each one
+            _fill(con, versions, latest)
+        except BaseException:
+            con.close()
+            raise
+        _commit_and_replace(con, tmp, target)
+
+
+def _append_to_copy(target: Path, versions: list[_Version], latest: str) -> bool:
+    """Append the versions `target` lacks to a copy of it and put the copy in place.
+
+    Returns False, writing nothing, when the file cannot be appended to (see `_held_state`);
+    True when it was appended to or already held every version with this latest one. The copy
+    has a path of its own: DuckDB hands a process's connections to an open path one shared
+    database, which after a rename may be the old file a reader still holds.
+    """
+    if not target.is_file() or target.with_name(target.name + ".wal").exists():
+        return False  # a write-ahead log beside it would not travel with a copy
+    with _temporary(target) as tmp:
+        shutil.copyfile(target, tmp)
+        try:
+            con = duckdb.connect(str(tmp))
+        except duckdb.Error:
+            return False
+        try:
+            held = _held_state(con, versions)
+            if held is None or (held.count == len(versions) and held.latest == latest):
+                con.close()
+                return held is not None
+            new = [_with_changes(v) for v in versions[held.count :]]
+            con.begin()
+            _append(con, [*versions[: held.count], *new], held.count, latest)
+        except BaseException:
+            con.close()
+            raise
+        _commit_and_replace(con, tmp, target)
+    return True
 
 
 def _read_json(path: Path) -> Any:
@@ -241,18 +309,26 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_versions(dataset_dir: Path) -> list[_Version]:
-    """Complete version folders (N.N.N holding datapackage.json), oldest first."""
+    """Complete version folders (N.N.N holding datapackage.json), oldest first, with their
+    descriptors but not their changes.json (see `_with_changes`)."""
     out = []
     for folder in dataset_dir.iterdir():
         if not (_VERSION_RE.fullmatch(folder.name) and (folder / "datapackage.json").is_file()):
             continue
         package = _read_json(folder / "datapackage.json")
-        changes_path = folder / "changes.json"
-        changes = _read_json(changes_path) if changes_path.is_file() else None
-        if not isinstance(package, dict) or not isinstance(changes, dict | None):
-            raise PublishError(f"The descriptors of version {folder.name} are not JSON objects.")
-        out.append(_Version(folder.name, folder, package, changes))
+        if not isinstance(package, dict):
+            raise PublishError(f"The descriptor of version {folder.name} is not a JSON object.")
+        out.append(_Version(folder.name, folder, package, None))
     return sorted(out, key=lambda v: v.parts)
+
+
+def _with_changes(version: _Version) -> _Version:
+    """`version` with its changes.json read (None when it has none): only loaded versions'."""
+    path = version.folder / "changes.json"
+    changes = _read_json(path) if path.is_file() else None
+    if not isinstance(changes, dict | None):
+        raise PublishError(f"The changes.json of version {version.version} is not a JSON object.")
+    return replace(version, changes=changes)
 
 
 def _latest(dataset_dir: Path, versions: list[_Version]) -> str:
@@ -397,16 +473,13 @@ def _create_side_table(
     _create_table(con, table, columns, key, comments, comment)
 
 
-def _fill(con: duckdb.DuckDBPyConnection, versions: list[_Version], latest: str) -> None:
+def _create_schema(con: duckdb.DuckDBPyConnection, versions: list[_Version]) -> None:
+    """The empty tables and views of a warehouse of `versions` (descriptors suffice)."""
     for table in TABLES:
         _create_data_table(con, table, versions)
-        for version in versions:
-            _load_data_table(con, table, version)
     _create_side_table(
         con, "versions", _VERSIONS_COLUMNS, ["version"], "One row a published version."
     )
-    previous = _previous_versions(versions)
-    _insert_frame(con, "versions", _versions_frame(versions, previous, latest))
     _create_side_table(
         con,
         "changes",
@@ -414,9 +487,92 @@ def _fill(con: duckdb.DuckDBPyConnection, versions: list[_Version], latest: str)
         [],
         "What each version changed, row by row and field by field, from its changes.json.",
     )
-    _insert_frame(con, "changes", _changes_frame(versions, previous))
     for table in TABLES:
         _create_latest_view(con, table)
+
+
+def _load_versions(
+    con: duckdb.DuckDBPyConnection, versions: list[_Version], start: int, latest: str
+) -> None:
+    """Insert the rows of ``versions[start:]`` (their changes.json read) into every table."""
+    for table in TABLES:
+        for version in versions[start:]:
+            _load_data_table(con, table, version)
+    previous = _previous_versions(versions)
+    _insert_frame(con, "versions", _versions_frame(versions, previous, latest, start))
+    _insert_frame(con, "changes", _changes_frame(versions[start:], previous))
+
+
+def _fill(con: duckdb.DuckDBPyConnection, versions: list[_Version], latest: str) -> None:
+    """Create a warehouse of every version in an empty database."""
+    _create_schema(con, versions)
+    _load_versions(con, versions, 0, latest)
+
+
+def _append(
+    con: duckdb.DuckDBPyConnection, versions: list[_Version], start: int, latest: str
+) -> None:
+    """Add ``versions[start:]`` to a copy of a warehouse holding the ones before; mark latest."""
+    _load_versions(con, versions, start, latest)
+    con.execute(
+        "UPDATE versions SET is_latest = (version = $latest) "
+        "WHERE is_latest IS DISTINCT FROM (version = $latest)",
+        {"latest": latest},
+    )
+
+
+# ---------------------------------------------------------------------------- appending
+
+# The catalog of a warehouse: its tables' columns, constraints and comments, and its views.
+_CATALOG_QUERIES = (
+    "SELECT table_name, column_index, column_name, data_type, is_nullable, column_default, "
+    "comment FROM duckdb_columns() WHERE database_name = current_database() ORDER BY ALL",
+    "SELECT table_name, constraint_type, constraint_text, constraint_column_names "
+    "FROM duckdb_constraints() WHERE database_name = current_database() ORDER BY ALL",
+    "SELECT schema_name, table_name, comment FROM duckdb_tables() "
+    "WHERE database_name = current_database() ORDER BY ALL",
+    "SELECT schema_name, view_name, sql, comment FROM duckdb_views() "
+    "WHERE database_name = current_database() AND NOT internal ORDER BY ALL",
+    "SELECT schema_name, index_name, sql FROM duckdb_indexes() "
+    "WHERE database_name = current_database() ORDER BY ALL",
+)
+
+
+def _catalog(con: duckdb.DuckDBPyConnection) -> list[list[tuple]]:
+    """Every definition in a database that a rebuild would also make, comparable across files."""
+    return [con.execute(sql).fetchall() for sql in _CATALOG_QUERIES]
+
+
+def _expected_catalog(versions: list[_Version]) -> list[list[tuple]]:
+    """The catalog a rebuild of `versions` would create, from an empty in-memory database."""
+    with duckdb.connect(":memory:") as con:
+        _create_schema(con, versions)
+        return _catalog(con)
+
+
+def _held_state(con: duckdb.DuckDBPyConnection, versions: list[_Version]) -> _Held | None:
+    """What the warehouse open on `con` holds, when appending to it gives the contents a
+    rebuild would; else None.
+
+    It must hold exactly the tables and views a rebuild of `versions` would create (columns,
+    types, NOT NULL, keys, comments), and its versions, oldest first, must be the first of
+    `versions`, each created when its folder says.
+    """
+    try:
+        if _catalog(con) != _expected_catalog(versions):
+            return None
+        held = con.execute(
+            "SELECT version, created, is_latest FROM versions ORDER BY major, minor, patch"
+        ).fetchall()
+    except duckdb.Error:
+        return None
+    if not held or len(held) > len(versions):
+        return None
+    for (name, created, _), version in zip(held, versions, strict=False):
+        if name != version.version or created != _created(version):
+            return None
+    latest = [name for name, _, is_latest in held if is_latest]
+    return _Held(len(held), latest[0] if len(latest) == 1 else None)
 
 
 # ---------------------------------------------------------------------------- side tables
@@ -443,20 +599,25 @@ def _previous_versions(versions: list[_Version]) -> dict[str, str | None]:
     return out
 
 
+def _created(version: _Version) -> str | None:
+    created = version.package.get("created")
+    return None if created is None else str(created)
+
+
 def _versions_frame(
-    versions: list[_Version], previous: dict[str, str | None], latest: str
+    versions: list[_Version], previous: dict[str, str | None], latest: str, start: int = 0
 ) -> pd.DataFrame:
+    """The versions table rows of ``versions[start:]`` (those need their changes.json)."""
     rows = []
-    for i, version in enumerate(versions):
+    for i, version in enumerate(versions[start:], start):
         before = versions[i - 1] if i else None
         changes = version.changes or {}
         bump = changes.get("bump") or _bump(version.parts, before.parts if before else None)
-        created = version.package.get("created")
         major, minor, patch = version.parts
         rows.append(
             {
                 "version": version.version,
-                "created": None if created is None else str(created),
+                "created": _created(version),
                 "bump": str(bump),
                 "previous": previous[version.version],
                 "is_latest": version.version == latest,
