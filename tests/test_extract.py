@@ -52,6 +52,17 @@ def test_names_in_quotes_are_not_figures():
     assert [r["text"] for r in found] == ["800亩"]
 
 
+def test_a_quote_left_open_ends_at_the_line_break():
+    """An opening mark never closed on its line quotes nothing on the next lines, not even
+    up to a closing mark there; quotes on one line still hold names."""
+    from reportdata.extract import _quote_spans
+
+    text = "开展“绿色家园行动\n新增绿地30公顷”,建成“口袋公园”5个。"
+    assert _quote_spans(text) == [(text.index("“口"), text.rindex("”") + 1)]
+    found = rows("开展“绿色家园行动\n\n新增绿地30公顷”,建成“口袋公园”5个。")
+    assert [r["text"] for r in found] == ["30公顷", "5个"]
+
+
 def test_thresholds_dates_and_markers_are_not_figures():
     text = (
         "1.2025年3月,引进过10亿元项目12个,5000平方米以上商业综合体达到7家,"

@@ -148,22 +148,24 @@ _AS_OF = re.compile(
 _YEAR_RANGE = re.compile(r"((?:19|20)(?<!\d\d\d)\d{2})\s*[-—~至到]\s*((?:19|20)\d{2})年")
 
 
-_QUOTE_CHARS = re.compile("[" + re.escape("".join(_QUOTES) + "".join(_QUOTES.values())) + "\n]")
+_QUOTE_CHARS = re.compile("[" + re.escape("".join(_QUOTES) + "".join(_QUOTES.values())) + "]")
 
 
 def _quote_spans(text: str) -> list[tuple[int, int]]:
     """Spans inside quotation marks and book-title marks, which hold names, not figures."""
     spans = []
     stack: list[tuple[str, int]] = []
+    last = 0  # the quotation mark before; a line break since then closes every open quote
     for m in _QUOTE_CHARS.finditer(text):
         ch, i = m.group(), m.start()
+        if stack and text.find("\n", last, i) >= 0:
+            stack.clear()
+        last = i
         if stack and ch == _QUOTES[stack[-1][0]]:
             _opener, start = stack.pop()
             spans.append((start, i + 1))
         elif ch in _QUOTES and not (ch == '"' and stack and stack[-1][0] == '"'):
             stack.append((ch, i))
-        elif ch == "\n":
-            stack.clear()
     return spans
 
 

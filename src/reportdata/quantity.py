@@ -132,13 +132,52 @@ def _amount(named: bool) -> str:
     )
 
 
+def _optional_as_branch(pattern: str) -> str:
+    """``pattern`` with each optional group ``(...)?`` written ``(?:(...)|)``: the same matches
+    (a greedy ``?`` tries the group, then nothing, as the branch does), found about a third
+    faster: ``re`` saves every group's mark on each optional group it enters, not on a branch.
+    Lazy ``??`` and possessive ``?+`` groups stay as they are."""
+    out: list[str] = []
+    opens: list[int] = []  # where each group still open starts in ``out``
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+        elif c == "[":
+            j = i + 1 + (pattern[i + 1 : i + 2] == "^")
+            j += pattern[j : j + 1] == "]"  # a ] first in a class is a character
+            while pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            out.append(pattern[i : j + 1])
+            i = j + 1
+        elif c == "(":
+            opens.append(len(out))
+            out.append(c)
+            i += 1
+        elif c == ")":
+            start = opens.pop()
+            out.append(c)
+            i += 1
+            if pattern[i : i + 1] == "?" and pattern[i + 1 : i + 2] not in ("?", "+"):
+                group = "".join(out[start:])
+                del out[start:]
+                out.append("(?:" + group + "|)")
+                i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 _A = _amount(named=False)
 _CONNECT = r" ?(?:的同时|同时|并且|而且|并|且|但)? ?"
 # Where a quantity may start: a numeral, a sign, 百分之, 几/数, a qualifier or a currency.
 _WORD_FIRST = re.escape("".join(sorted({w[0] for w in (*_LOWER, *_UPPER, *_PRE_OTHER)})))
 _CUR_FIRST = re.escape("".join(sorted({w[0] for w in CURRENCY_PREFIXES})))
 _START = r"(?=[\d.\-负負半几数" + _CN + _WORD_FIRST + _CUR_FIRST + r"])"
-QUANTITY_RE = re.compile(
+_QUANTITY = (
     _START + r"(?:(?=[" + _WORD_FIRST + r"])(?:(?P<lw>" + _words(*_LOWER) + r")"
     r"|(?P<uw>" + _words(*_UPPER) + r")|(?P<pre>" + _PRE + r")) ?)?"
     r"(?:(?=[" + _CUR_FIRST + r"])(?P<cur>" + _CUR_PRE + r") {0,2})?"
@@ -150,14 +189,17 @@ QUANTITY_RE = re.compile(
     r"|(?(uw)" + _CONNECT + r"(?:" + _words(*_LOWER) + r")"
     r"|(?(above) ?[,、]? {0,2}|(?!)))) ?" + _A + r"(?(above)以下|))?"
 )
-_AMOUNT = re.compile(_amount(named=True))
+QUANTITY_RE = re.compile(_optional_as_branch(_QUANTITY))
+_AMOUNT = re.compile(_optional_as_branch(_amount(named=True)))
 _AMOUNT_GROUPS = ("pct", "vague", "num", "q1", "mult", "q2", "unit", "cur2", "change", "cents")
 _SECOND = re.compile(
-    r" ?[,、]? {0,2}(?:的同时|同时|并且|而且|并|且|但)? ?(?P<word>"
-    + _words(*_LOWER, *_UPPER)
-    + r")? ?(?P<amount>"
-    + _A
-    + r")(?:以下)?"
+    _optional_as_branch(
+        r" ?[,、]? {0,2}(?:的同时|同时|并且|而且|并|且|但)? ?(?P<word>"
+        + _words(*_LOWER, *_UPPER)
+        + r")? ?(?P<amount>"
+        + _A
+        + r")(?:以下)?"
+    )
 )
 # 參 folds to 参 (to take part); as a numeral it is read as 叁.
 _KEEP_NUMERALS = str.maketrans({"參": "叁"})
