@@ -260,3 +260,19 @@ def test_quantity_pattern_with_branches_finds_what_the_written_grammar_finds():
         assert ours == [(m.span(), m.groupdict()) for m in written.finditer(text)], text
         found += len(ours)
     assert found > 4000  # the texts hold many quantities
+
+
+@pytest.mark.parametrize(
+    ("text", "quantity_text"),
+    [
+        ("今年出口增长3%日元贬值", "3%"),
+        ("进口煤炭2万吨港币结算", "2万吨"),
+        ("合同金额3000万元港元", "3000万元港元"),  # a currency word after 元 still joins
+    ],
+)
+def test_a_currency_word_joins_only_an_amount_in_yuan(text, quantity_text):
+    from reportdata.normalize import fold
+    from reportdata.quantity import QUANTITY_RE
+
+    found = [m.group(0) for m in QUANTITY_RE.finditer(fold(text))]
+    assert quantity_text in found

@@ -123,7 +123,7 @@ def _amount(named: bool) -> str:
         + r"?(?:\s?"
         + g("unit", _UNIT)
         + r")?"
-        + g("cur2", r"(?<=[元圆])" + _words(*FOREIGN_CURRENCIES))
+        + g("cur2", r"(?<=[元圆])(?:" + _words(*FOREIGN_CURRENCIES) + ")")
         + r"?"
         + g("change", _CHANGE)
         + r"?"
