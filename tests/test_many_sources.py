@@ -127,9 +127,27 @@ def test_failing_sources_are_reported_and_the_rest_still_publish(
     ]
 
 
-def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, counted, monkeypatch):
-    from flows.publish_dataset import publish_dataset
+@pytest.fixture
+def cached_reads(monkeypatch):
+    """Once started (call it), record the sources whose cached rows are read."""
     from reportdata import cache
+
+    seen: list[str] = []
+    real = cache.load_rows
+
+    def start() -> list[str]:
+        monkeypatch.setattr(
+            cache,
+            "load_rows",
+            lambda project, sid, key: seen.append(sid) or real(project, sid, key),
+        )
+        return seen
+
+    return start
+
+
+def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, counted, cached_reads):
+    from flows.publish_dataset import publish_dataset
 
     _project(tmp_path, [_file_source(tmp_path, n) for n in range(12)])
     first = publish_dataset("county", str(tmp_path), chunks=3)
@@ -137,18 +155,12 @@ def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, coun
     assert sorted(counted) == sorted(f"brief-{n}" for n in range(12))
 
     counted.clear()
-    cached_reads: list[str] = []
-    real_load = cache.load_rows
-    monkeypatch.setattr(
-        cache,
-        "load_rows",
-        lambda project, sid, key: cached_reads.append(sid) or real_load(project, sid, key),
-    )
+    read = cached_reads()
     before = {p: p.read_bytes() for p in (tmp_path / "published").rglob("*") if p.is_file()}
     again = publish_dataset("county", str(tmp_path), chunks=3)
     assert (again["version"], again["new"]) == ("1.0.0", False)
     assert counted == []  # nothing extracted again,
-    assert cached_reads == []  # nor any cached rows read: the snapshots alone tell
+    assert read == []  # nor any cached rows read: the snapshots alone tell
     assert again["counts"] == {}  # nor validated or published: the inputs are the release's
     after = {p: p.read_bytes() for p in (tmp_path / "published").rglob("*") if p.is_file()}
     assert after == before
@@ -222,12 +234,12 @@ class _ConditionalServer:
 
 
 def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
-    prefect_server, tmp_path, counted, monkeypatch
+    prefect_server, tmp_path, counted, cached_reads, monkeypatch
 ):
     """The rerun of 300 url sources with nothing changed: 300 answers of 304 over a few kept
     connections, no report extracted, no cached rows read, nothing validated or written."""
     from flows.publish_dataset import publish_dataset
-    from reportdata import cache, pipeline
+    from reportdata import pipeline
 
     server = _ConditionalServer({f"/r/{n}.txt": _report(n).encode("utf-8") for n in range(300)})
     try:
@@ -240,13 +252,7 @@ def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
         counted.clear()
         server.answers.clear()
         server.connections = 0
-        cached_reads: list[str] = []
-        real_load = cache.load_rows
-        monkeypatch.setattr(
-            cache,
-            "load_rows",
-            lambda project, sid, key: cached_reads.append(sid) or real_load(project, sid, key),
-        )
+        read = cached_reads()
         checked: list[str] = []
         monkeypatch.setattr(pipeline, "check", lambda *a: checked.append("check"))
         before = {p: p.stat().st_mtime_ns for p in (tmp_path / "published").rglob("*")}
@@ -254,14 +260,14 @@ def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
         assert (again["version"], again["new"], again["failures"]) == ("1.0.0", False, {})
         assert server.answers == {304: 300}
         assert server.connections <= 8  # one client, connections kept open between pulls
-        assert (counted, cached_reads, checked) == ([], [], [])
+        assert (counted, read, checked) == ([], [], [])
         assert {p: p.stat().st_mtime_ns for p in (tmp_path / "published").rglob("*")} == before
     finally:
         server.close()
 
 
 def test_new_inputs_that_give_the_same_tables_are_remembered(
-    prefect_server, tmp_path, counted, monkeypatch
+    prefect_server, tmp_path, counted, cached_reads, monkeypatch
 ):
     """A new extractor that finds exactly the published figures writes no version; the rerun
     after it must still know the release is current (it cannot record that in the version)."""
@@ -278,13 +284,7 @@ def test_new_inputs_that_give_the_same_tables_are_remembered(
     assert sorted(counted) == [f"brief-{n}" for n in range(4)]  # every report read anew
 
     counted.clear()
-    cached_reads: list[str] = []
-    real_load = cache.load_rows
-    monkeypatch.setattr(
-        cache,
-        "load_rows",
-        lambda project, sid, key: cached_reads.append(sid) or real_load(project, sid, key),
-    )
+    read = cached_reads()
     again = publish_dataset("county", str(tmp_path))
     assert (again["version"], again["new"], again["counts"]) == ("1.0.0", False, {})
-    assert (counted, cached_reads) == ([], [])  # decided from the snapshots alone
+    assert (counted, read) == ([], [])  # decided from the snapshots alone

@@ -150,6 +150,20 @@ def query(path: Path, sql: str) -> list[tuple]:
 # ---------------------------------------------------------------------------- contents
 
 
+def _first_cell_elsewhere(path: Path, sql: str):
+    """The first cell `sql` answers over the file at `path`, asked from another process (as
+    an analyst's connection would be)."""
+    script = (
+        "import duckdb, json, sys; "
+        "con = duckdb.connect(sys.argv[1], read_only=True); "
+        f"print(json.dumps(con.sql({sql!r}).fetchall()[0][0]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
 def test_every_version_is_there_with_exact_values(two_versions: tuple[Path, str, str]) -> None:
     dataset_dir, first, second = two_versions
     path = build_warehouse(dataset_dir, "demo")
@@ -416,15 +430,7 @@ def test_a_read_only_connection_survives_a_rebuild(published: Path) -> None:
         count = reader.sql("SELECT count(*) FROM latest_indicators").fetchall()
         assert count == [(len(rows_v1()["indicators"]),)]
         # a new connection, from another process as an analyst's would be, sees the new file
-        script = (
-            "import duckdb, json, sys; "
-            "con = duckdb.connect(sys.argv[1], read_only=True); "
-            f"print(json.dumps(con.sql({sql!r}).fetchall()[0][0]))"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
-        )
-        assert json.loads(out.stdout) == [first, second]
+        assert _first_cell_elsewhere(path, sql) == [first, second]
     finally:
         reader.close()
 
@@ -814,14 +820,6 @@ def test_a_reader_keeps_the_old_file_while_versions_are_appended(
         assert reader.sql(sql).fetchall() == [(["1.0.0", "1.1.0"],)]
         count = reader.sql("SELECT count(*) FROM latest_indicators").fetchall()
         assert count == [(len(rows_v2()["indicators"]),)]
-        script = (
-            "import duckdb, json, sys; "
-            "con = duckdb.connect(sys.argv[1], read_only=True); "
-            f"print(json.dumps(con.sql({sql!r}).fetchall()[0][0]))"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
-        )
-        assert json.loads(out.stdout) == ["1.0.0", "1.1.0", "1.1.1"]
+        assert _first_cell_elsewhere(path, sql) == ["1.0.0", "1.1.0", "1.1.1"]
     finally:
         reader.close()
