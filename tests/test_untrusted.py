@@ -337,9 +337,24 @@ SQL_METHODS = {"execute", "executemany", "sql", "query", "from_query"}
 class _SqlCheck:
     """Is an expression SQL built only from constants and quoted names, in one function?"""
 
-    def __init__(self, function: ast.AST, trusted: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        function: ast.AST,
+        trusted: frozenset[str] = frozenset(),
+        module: ast.Module | None = None,
+    ) -> None:
         self.trusted = trusted
         self.bindings: dict[str, list[ast.AST]] = {}
+        # The module's own top-level constants (a tuple of queries, say), checked the same way.
+        self.module: dict[str, list[ast.AST]] = {}
+        for statement in module.body if module else []:
+            if isinstance(statement, ast.Assign | ast.AnnAssign) and statement.value:
+                targets = (
+                    statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+                )
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        self.module.setdefault(target.id, []).append(statement.value)
         for node in ast.walk(function):
             if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign) and node.value:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -347,7 +362,7 @@ class _SqlCheck:
                     for name in ast.walk(target):
                         if isinstance(name, ast.Name):
                             self.bindings.setdefault(name.id, []).append(node.value)
-            elif isinstance(node, ast.For):
+            elif isinstance(node, ast.For | ast.comprehension):
                 for name in ast.walk(node.target):
                     if isinstance(name, ast.Name):
                         self.bindings.setdefault(name.id, []).append(node.iter)
@@ -384,9 +399,12 @@ class _SqlCheck:
         if isinstance(node, ast.Name):
             if node.id in self.trusted:
                 return True
-            if node.id in seen or node.id not in self.bindings:
-                return node.id in seen
-            return all(self.safe(v, seen | {node.id}) for v in self.bindings[node.id])
+            if node.id in seen:
+                return True
+            found = self.bindings.get(node.id) or self.module.get(node.id)
+            if not found:
+                return False
+            return all(self.safe(v, seen | {node.id}) for v in found)
         return False
 
 
@@ -399,7 +417,7 @@ def test_src_builds_no_sql_from_unquoted_names() -> None:
         functions = [n for n in ast.walk(module) if isinstance(n, ast.FunctionDef)]
         for function in functions:
             trusted = TRUSTED_VARIABLES.get((path.name, function.name), set())
-            check = _SqlCheck(function, frozenset(trusted))
+            check = _SqlCheck(function, frozenset(trusted), module)
             for node in ast.walk(function):
                 if not (isinstance(node, ast.Call) and node.args):
                     continue
@@ -429,6 +447,24 @@ def test_the_sql_check_catches_a_formatted_name() -> None:
     check = _SqlCheck(fixed.body[0])
     calls = [n for n in ast.walk(fixed) if isinstance(n, ast.Call) and _called(n) == "con.execute"]
     assert [check.safe(c.args[0]) for c in calls] == [True, False]
+
+
+def test_the_sql_check_follows_module_constants_through_comprehensions() -> None:
+    code = (
+        "QUERIES = ('SELECT 1', 'SELECT ' + quote_literal('x'))\n"
+        "LEAKY = ('SELECT 1', f'SELECT {TABLE}')\n"
+        "def f(con):\n"
+        "    return [con.execute(sql) for sql in QUERIES]\n"
+        "def g(con):\n"
+        "    return [con.execute(sql) for sql in LEAKY]\n"
+    )
+    module = ast.parse(code)
+    verdicts = []
+    for function in module.body[2:]:
+        check = _SqlCheck(function, module=module)
+        [call] = [n for n in ast.walk(function) if isinstance(n, ast.Call)]
+        verdicts.append(check.safe(call.args[0]))
+    assert verdicts == [True, False]
 
 
 # ------------------------------------------------------------------------------ no shell
