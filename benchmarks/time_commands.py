@@ -81,7 +81,7 @@ def measure_steps() -> None:
     tables = pipeline.frames(rows)
     step("validate (pandera + cross-field)", lambda: pipeline.check(p, "lixia", tables))
     step(
-        "load DuckDB + publish (frictionless on the files)",
+        "publish (files, frictionless, changelog, DuckDB, catalog, pages)",
         lambda: pipeline.release(p, "lixia", tables),
     )
     step("publish again, unchanged", lambda: pipeline.release(p, "lixia", tables))

@@ -10,8 +10,8 @@ dask``).
 
 A source that fails (unreachable, unreadable, invalid figures) is reported and keeps the rows
 it had in the latest release; the other sources still publish. A rerun whose inputs (raw
-bytes, sources.yaml entries, extractor code) are those of the newest release skips
-validation and publishing.
+bytes, sources.yaml entries, extractor code) are those of the newest release ends after the
+pulls: it decides from the snapshots alone, reading no rows.
 """
 
 from __future__ import annotations
