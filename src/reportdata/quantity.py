@@ -625,8 +625,6 @@ def scan(
     if folded is None or "參" in text:
         folded = fold(text.translate(_KEEP_NUMERALS) if "參" in text else text)
     for m in QUANTITY_RE.finditer(folded):
-        if require_unit and not any(m.group(*_UNIT_MARKS)):
-            continue  # what _read would drop first: no unit, percent, currency or range
         q = _read(m, folded, text, require_unit)
         if q is not None and _finite(q) and (vague or not q.vague):
             yield q
