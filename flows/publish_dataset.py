@@ -68,9 +68,12 @@ def extract_chunk(root: str, dataset: str, source_ids: list[str]) -> pipeline.Ex
 
 
 @task(name="validate-dataset", cache_policy=NONE)
-def validate_dataset(project: Project, dataset: str, extracted: pipeline.Extracted):
-    """Check the tables; a source whose rows fail keeps its last published rows instead."""
-    _, failures, report, tables = _validated(project, dataset, extracted)
+def validate_dataset(
+    project: Project, dataset: str, extracted: pipeline.Extracted, plan: pipeline.Plan | None
+):
+    """Check the tables (with a plan, the rows of the replaced sources: the others are the
+    base version's); a source whose rows fail keeps its last published rows instead."""
+    _, failures, report, tables = _validated(project, dataset, extracted, plan)
     create_markdown_artifact(
         report.to_markdown(),
         key=f"{_key(dataset)}-validation",
@@ -81,18 +84,23 @@ def validate_dataset(project: Project, dataset: str, extracted: pipeline.Extract
     return tables, report, failures
 
 
-def _validated(project, dataset: str, extracted: pipeline.Extracted):
+def _validated(project, dataset: str, extracted: pipeline.Extracted, plan: pipeline.Plan | None):
     failures = dict(extracted.failures)
     by_source = dict(extracted.rows)
+    current = {s.id for s in project.sources_of(dataset)}
+    others = bool(plan and plan.kept(current))  # sources that publish whatever these do
     for _ in range(2):  # once with every source, once more without those that failed
-        carried = pipeline.previous_rows(project, dataset, set(failures))
+        # A failing source keeps its published rows: carried here, or left in the base.
+        carried = {} if plan else pipeline.previous_rows(project, dataset, set(failures))
         parts = [by_source[sid] for sid in sorted(by_source)] + [
             carried[sid] for sid in sorted(carried)
         ]
         tables = pipeline.frames(pipeline.merge(parts))
-        report = pipeline.check(project, dataset, tables)
+        note = _scope(plan, by_source, current)
+        report = pipeline.check(project, dataset, tables, note=note)
         blamed = pipeline.failing_sources(report, tables) if not report.ok else set()
-        if not blamed or blamed - set(by_source) or blamed == set(by_source):
+        alone = blamed == set(by_source) and not others
+        if not blamed or blamed - set(by_source) or alone:
             break  # all well; or errors no single source owns: the run fails as a whole
         for sid in blamed:
             failures[sid] = (
@@ -103,10 +111,32 @@ def _validated(project, dataset: str, extracted: pipeline.Extracted):
     return by_source, failures, report, tables
 
 
+def _scope(plan: pipeline.Plan | None, by_source: dict, current: set[str]) -> str:
+    if plan is None:
+        return ""
+    n, kept = len(by_source), len(plan.kept(current))
+    return (
+        f"This run validated the rows of the {n} source{'s' * (n != 1)} it extracted; the "
+        f"other {kept} source{'s' * (kept != 1)}' rows are those of version "
+        f"{plan.base.version}, validated when it was published."
+    )
+
+
 @task(name="publish-release", cache_policy=NONE)
-def publish_release(project: Project, dataset: str, tables, report, inputs: str | None) -> dict:
+def publish_release(
+    project: Project,
+    dataset: str,
+    tables,
+    report,
+    inputs: str | None,
+    keys: dict[str, str],
+    plan: pipeline.Plan | None = None,
+    replaced: set[str] | None = None,
+) -> dict:
     """Publish the version (nothing new when the data are unchanged) and its files."""
-    summary = pipeline.release(project, dataset, tables, report, inputs=inputs)
+    summary = pipeline.release(
+        project, dataset, tables, report, inputs=inputs, keys=keys, plan=plan, replaced=replaced
+    )
     indicators = tables["indicators"]
     shown = indicators.loc[:, list(FIGURE_COLUMNS)].head(ARTIFACT_ROWS)
     cut = f" (first {len(shown)} of {len(indicators)})" if len(indicators) > len(shown) else ""
@@ -172,9 +202,17 @@ def _unchanged(project, dataset: str, inputs: str) -> dict | None:
     return {"dataset": dataset, "version": version, "path": str(path), "new": False, "counts": {}}
 
 
-def _summary_markdown(dataset: str, sources, pulled: dict, extracted, failures, release) -> str:
+def _summary_markdown(
+    dataset: str, sources, pulled: dict, extracted, failures, release, plan=None
+) -> str:
     state = "published" if release["new"] else "unchanged; latest is"
-    if extracted.rows or extracted.failures:
+    if plan is not None:
+        kept = len(plan.kept({s.id for s in sources}))
+        work = (
+            f"{kept} sources kept from version {plan.base.version} unread, "
+            f"{len(plan.replaced)} replaced; {extracted.cached} extractions reused."
+        )
+    elif extracted.rows or extracted.failures:
         work = f"{extracted.cached} extractions reused."
     else:
         work = "inputs are those of the latest release: nothing extracted or published."
@@ -235,8 +273,24 @@ def publish_dataset(
                 release = _unchanged(project, dataset, inputs)
             extracted = pipeline.Extracted()
             failures = dict(pulled["failures"])
+            plan = None
             if release is None:
-                readable = [s.id for s in sources if s.id not in pulled["failures"]]
+                current = {s.id for s in sources}
+                plan, why = pipeline.plan(project, dataset, keys, current)
+                if plan is None:
+                    logger.info("%s: the whole version is made (%s)", dataset, why)
+                else:
+                    logger.info(
+                        "%s: %d sources replaced, the others kept from version %s",
+                        dataset,
+                        len(plan.replaced),
+                        plan.base.version,
+                    )
+                readable = [
+                    s.id
+                    for s in sources
+                    if s.id not in pulled["failures"] and (plan is None or s.id in plan.replaced)
+                ]
                 batches = _chunks(readable, chunks)
                 futures = extract_chunk.map(unmapped(root), unmapped(dataset), batches)
                 for part in (f.result() for f in futures):
@@ -246,27 +300,37 @@ def publish_dataset(
                     extracted.cached += part.cached
                 extracted.failures.update(pulled["failures"])
                 emit("extract", dataset)
-                if not extracted.rows and sources:
+                if sources and all(s.id in extracted.failures for s in sources):
                     first = next(iter(extracted.failures.values()))
                     raise _all_failed(dataset, len(sources), first)
                 failures = dict(extracted.failures)
-                inputs = None
-                if not failures:
-                    inputs = pipeline.inputs_fingerprint(project, dataset, extracted.keys)
+                inputs = None if failures else pipeline.inputs_fingerprint(project, dataset, keys)
                 # quote(): Prefect would otherwise walk every row looking for futures (80 s
                 # for 1,000 reports); these are plain data.
                 tables, report, failures = validate_dataset(
-                    quote(project), dataset, quote(extracted)
+                    quote(project), dataset, quote(extracted), quote(plan)
                 )
+                fresh = {s: k for s, k in extracted.keys.items() if s not in failures}
+                replaced = None
+                if plan is not None:
+                    replaced = plan.replaced - set(failures)
+                    fresh = plan.keys_after(current, replaced, fresh)
                 release = publish_release(
-                    quote(project), dataset, quote(tables), quote(report), inputs
+                    quote(project),
+                    dataset,
+                    quote(tables),
+                    quote(report),
+                    inputs,
+                    quote(fresh),
+                    quote(plan),
+                    quote(replaced),
                 )
             else:
                 emit("extract", dataset)
             for sid, sentence in sorted(failures.items()):
                 logger.warning("%s: %s", sid, sentence)
             create_markdown_artifact(
-                _summary_markdown(dataset, sources, pulled, extracted, failures, release),
+                _summary_markdown(dataset, sources, pulled, extracted, failures, release, plan),
                 key=f"{_key(dataset)}-summary",
                 description=f"Sources of dataset {dataset} in this run",
             )

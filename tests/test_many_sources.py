@@ -146,8 +146,11 @@ def cached_reads(monkeypatch):
     return start
 
 
-def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, counted, cached_reads):
+def test_only_changed_sources_are_extracted_again(
+    prefect_server, tmp_path, counted, cached_reads, monkeypatch
+):
     from flows.publish_dataset import publish_dataset
+    from reportdata import pipeline
 
     _project(tmp_path, [_file_source(tmp_path, n) for n in range(12)])
     first = publish_dataset("county", str(tmp_path), chunks=3)
@@ -169,7 +172,46 @@ def test_only_changed_sources_are_extracted_again(prefect_server, tmp_path, coun
     (tmp_path / "raw/embedded/brief-5.txt").write_text(corrected, encoding="utf-8")
     changed = publish_dataset("county", str(tmp_path), chunks=3)
     assert counted == ["brief-5"]
+    assert read == ["brief-5"]  # the other sources' rows are not even read: kept from 1.0.0
     assert (changed["version"], changed["new"]) == ("1.0.1", True)  # corrected values: PATCH
+    assert changed["counts"]["documents"] == 12
+    validation = (tmp_path / "reports/county/validation.md").read_text("utf-8")
+    assert "validated the rows of the 1 source it extracted" in validation
+    assert "other 11 sources' rows are those of version 1.0.0" in validation
+    v1 = json.loads((tmp_path / "published/county/1.0.0/indicators.json").read_text("utf-8"))
+    v2 = json.loads((tmp_path / "published/county/1.0.1/indicators.json").read_text("utf-8"))
+    assert [r for r in v1 if r["document_id"] != "brief-5"] == [
+        r for r in v2 if r["document_id"] != "brief-5"
+    ]
+    assert "106.5" in json.dumps([r for r in v2 if r["document_id"] == "brief-5"])
+
+    counted.clear()
+    read.clear()
+    assert publish_dataset("county", str(tmp_path))["new"] is False
+    assert (counted, read) == ([], [])  # the note of 1.0.1 names every source's inputs
+
+    # brief-5 changes again and its figures fail validation: it keeps its 1.0.1 rows and
+    # nothing new is published; the same inputs again give the same outcome, decided from
+    # the snapshots.
+    (tmp_path / "raw/embedded/brief-5.txt").write_text(_report(55), encoding="utf-8")
+    real = pipeline.extract_source
+
+    def invalid(project, source, snapshot=None):
+        rows = real(project, source, snapshot)
+        rows["indicators"][0]["value_base"] *= 7  # breaks value = value_base check
+        return rows
+
+    monkeypatch.setattr(pipeline, "extract_source", invalid)
+    read.clear()
+    broken = publish_dataset("county", str(tmp_path))
+    assert (broken["version"], broken["new"]) == ("1.0.1", False)
+    assert list(broken["failures"]) == ["brief-5"] and read == ["brief-5"]
+    assert "failed validation" in broken["failures"]["brief-5"]
+    read.clear()
+    assert publish_dataset("county", str(tmp_path))["counts"] == {}
+    assert read == []
+    assert _docs(tmp_path, "1.0.1") == {f"brief-{n}" for n in range(12)}
+    assert not (tmp_path / "published/county/1.0.2").exists()
 
 
 def test_a_second_run_gives_up_while_the_first_holds_the_project(prefect_server, tmp_path):

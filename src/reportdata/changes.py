@@ -611,22 +611,38 @@ def _entry_order(entry: Mapping[str, Any]) -> tuple[int, int, int]:
         return (-1, -1, -1)
 
 
+def changelog_head(dataset_title: str) -> str:
+    """The opening of CHANGELOG.md, before the versions."""
+    return "\n".join(
+        [
+            f"# Changelog: {dataset_title}",
+            "",
+            "Versions follow the Frictionless Data Package Version rules: MAJOR when fields,",
+            "resources or sources are removed, renamed or retyped, or constraints tightened; MINOR",
+            "for new rows, sources or resources and loosened constraints; PATCH for corrected "
+            "values",
+            "and descriptive metadata.",
+        ]
+    )
+
+
+def changelog_entry(entry: Mapping[str, Any]) -> str:
+    """One version's part of CHANGELOG.md (it opens with a blank line)."""
+    created = entry.get("created")
+    date = str(created)[:10] if created else "undated"
+    lines = ["", "", f"## {entry.get('version')} — {date} ({entry.get('bump')})", ""]
+    lines += [f"- {bullet}" for bullet in _changelog_bullets(entry)]
+    return "\n".join(lines)
+
+
+CHANGELOG_HEADING = re.compile(r"^## (\S+) — ", re.MULTILINE)
+"""A version's heading in CHANGELOG.md; its group is the version."""
+
+
 def render_changelog(dataset_title: str, entries: list[dict[str, Any]]) -> str:
     """CHANGELOG.md text from the changes.json of every version, newest version first."""
-    lines = [
-        f"# Changelog: {dataset_title}",
-        "",
-        "Versions follow the Frictionless Data Package Version rules: MAJOR when fields,",
-        "resources or sources are removed, renamed or retyped, or constraints tightened; MINOR",
-        "for new rows, sources or resources and loosened constraints; PATCH for corrected values",
-        "and descriptive metadata.",
-    ]
-    for entry in sorted(entries, key=_entry_order, reverse=True):
-        created = entry.get("created")
-        date = str(created)[:10] if created else "undated"
-        lines += ["", f"## {entry.get('version')} — {date} ({entry.get('bump')})", ""]
-        lines += [f"- {bullet}" for bullet in _changelog_bullets(entry)]
-    return "\n".join(lines) + "\n"
+    ordered = sorted(entries, key=_entry_order, reverse=True)
+    return changelog_head(dataset_title) + "".join(map(changelog_entry, ordered)) + "\n"
 
 
 def _limited(lines: list[str], total: int, limit: int) -> list[str]:

@@ -204,6 +204,15 @@ def _inputs_note(project: Project, dataset: str) -> Path:
     return project.root / ".reportdata" / "inputs" / f"{dataset}.json"
 
 
+def _read_note(project: Project, dataset: str, version: str) -> dict[str, Any]:
+    """What the last run noted about ``version`` (see `_note_release`); {} when nothing."""
+    with contextlib.suppress(OSError, ValueError):
+        note = json.loads(_inputs_note(project, dataset).read_text(encoding="utf-8"))
+        if isinstance(note, dict) and note.get("version") == version:
+            return note
+    return {}
+
+
 def published_inputs(project: Project, dataset: str) -> set[str]:
     """The inputs fingerprints the newest published version is known to be made from: the one
     it recorded (``reportdata:inputs``), and the one a later run noted when other inputs (a
@@ -218,22 +227,70 @@ def published_inputs(project: Project, dataset: str) -> set[str]:
         value: Any = read_package(project.published_dir, dataset, version).get(INPUTS_KEY)
         if isinstance(value, str):
             known.add(value)
-    with contextlib.suppress(OSError, ValueError):
-        note = json.loads(_inputs_note(project, dataset).read_text(encoding="utf-8"))
-        if isinstance(note, dict) and note.get("version") == version:
-            known.add(str(note.get("inputs")))
+    noted = _read_note(project, dataset, version).get("inputs")
+    if isinstance(noted, str):
+        known.add(noted)
     return known
 
 
-def _note_inputs(project: Project, dataset: str, version: str, inputs: str) -> None:
-    """Remember (in .reportdata/, best effort) that ``inputs`` give ``version``'s tables."""
+def _note_release(
+    project: Project, dataset: str, version: str, inputs: str | None, keys: dict[str, str]
+) -> None:
+    """Remember (in .reportdata/, best effort) what ``version`` was made from: the inputs
+    fingerprint when every source was read, and the cache key of each source whose own rows
+    it holds (a source that failed keeps older rows and is left out)."""
     from reportdata.fsutil import atomic_write_bytes
 
-    body = json.dumps({"version": version, "inputs": inputs}).encode("utf-8")
+    note = {"version": version, "inputs": inputs, "sources": dict(sorted(keys.items()))}
     with contextlib.suppress(OSError):
         path = _inputs_note(project, dataset)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, body)
+        atomic_write_bytes(path, json.dumps(note).encode("utf-8"))
+
+
+@dataclass
+class Plan:
+    """A run that builds the next version on the newest one (see `reportdata.delta`)."""
+
+    base: Any  # delta.BaseVersion
+    replaced: set[str]  # sources whose rows the run replaces: changed, new or removed
+    noted: dict[str, str]  # source → cache key of the rows the base holds
+
+    def kept(self, current: set[str]) -> set[str]:
+        """Sources of the dataset whose base rows stay whatever the run finds."""
+        return (self.base.sources() & current) - self.replaced
+
+    def keys_after(
+        self, current: set[str], replaced: set[str], fresh: dict[str, str]
+    ) -> dict[str, str]:
+        """The cache keys behind the next version: the base's for the sources it keeps, the
+        run's for the ``replaced`` sources that published their own rows (``fresh``)."""
+        kept = {s: k for s, k in self.noted.items() if s in current and s not in replaced}
+        return {**kept, **{s: k for s, k in fresh.items() if s in replaced}}
+
+
+def plan(
+    project: Project, dataset: str, keys: dict[str, str], current: set[str]
+) -> tuple[Plan | None, str]:
+    """Build on the newest version when its note names the cache key of each source it holds:
+    the sources whose key differs (or that are new or gone) are replaced, the others keep
+    their rows unread. (None, why) when the whole version must be made again."""
+    from reportdata.delta import DeltaUnusable
+    from reportdata.publish import newest_version, read_base
+
+    version = newest_version(project.published_dir, dataset)
+    if version is None:
+        return None, "first version"
+    noted = _read_note(project, dataset, version).get("sources")
+    if not isinstance(noted, dict):
+        return None, f"no note of the sources behind version {version}"
+    try:
+        base = read_base(project.published_dir, dataset, version)
+    except DeltaUnusable as exc:
+        return None, f"version {version} cannot be built on: {exc}"
+    replaced = {sid for sid, key in keys.items() if noted.get(sid) != key}
+    replaced |= base.sources() - current
+    return Plan(base, replaced, {str(k): str(v) for k, v in noted.items()}), ""
 
 
 def merge(parts: list[Rows]) -> Rows:
@@ -254,14 +311,16 @@ def frames(rows: Rows):
     return {name: to_frame(name, rows.get(name, [])) for name in TABLES}
 
 
-def check(project: Project, dataset: str, tables):
-    """Validate the tables and write the report under reports/<dataset>/ (JSON and Markdown).
+def check(project: Project, dataset: str, tables, note: str = ""):
+    """Validate the tables and write the report under reports/<dataset>/ (JSON and Markdown;
+    ``note`` says what the tables cover when it is not the whole dataset).
 
     Returns the report; the caller decides what a failure means (see :func:`require_valid`).
     """
     from reportdata.validate import check_tables, write_report
 
     report = check_tables(tables)
+    report.note = note
     write_report(report, project.reports_dir / dataset)
     return report
 
@@ -296,13 +355,22 @@ def dataset_info(project: Project, dataset: str):
 
 
 def release(
-    project: Project, dataset: str, tables, report=None, inputs: str | None = None
+    project: Project,
+    dataset: str,
+    tables,
+    report=None,
+    inputs: str | None = None,
+    keys: dict[str, str] | None = None,
+    plan: Plan | None = None,
+    replaced: set[str] | None = None,
 ) -> ReleaseSummary:
     """Publish the tables as a version of the dataset (nothing new when unchanged);
     ``report``, the result of :func:`check` on these tables, spares a second check;
-    ``inputs`` (see :func:`inputs_fingerprint`) is recorded so that a rerun on the same
-    inputs can skip the work."""
-    from reportdata.publish import publish
+    ``inputs`` (see :func:`inputs_fingerprint`) and ``keys`` (each source's cache key, for
+    the sources whose own rows the tables hold) are noted so that a rerun can skip work.
+    With ``plan``, ``tables`` hold the rows of the ``replaced`` sources only and the version
+    is built on ``plan.base``."""
+    from reportdata.publish import newest_version, publish
 
     result = publish(
         tables,
@@ -310,11 +378,9 @@ def release(
         project.published_dir,
         report=report,
         inputs=inputs,
+        base=plan.base if plan else None,
+        replaced=replaced,
     )
-    if inputs and not result.new:
-        from reportdata.publish import newest_version
-
-        if newest_version(project.published_dir, dataset) == result.version:
-            _note_inputs(project, dataset, result.version, inputs)
-    counts = {name: len(frame) for name, frame in tables.items()}
-    return ReleaseSummary(result.dataset, result.version, result.path, result.new, counts)
+    if newest_version(project.published_dir, dataset) == result.version:
+        _note_release(project, dataset, result.version, inputs, keys or {})
+    return ReleaseSummary(result.dataset, result.version, result.path, result.new, result.counts)

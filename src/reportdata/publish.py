@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -34,13 +35,24 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reportdata.changes import Changes, PackageState, compare, next_version, render_changelog
+from reportdata.changes import (
+    CHANGELOG_HEADING,
+    Changes,
+    PackageState,
+    changelog_entry,
+    changelog_head,
+    compare,
+    next_version,
+    render_changelog,
+)
+from reportdata.delta import BaseVersion, splice
+from reportdata.delta import read_base as read_version_rows
 from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import (
     atomic_write_bytes,
@@ -86,6 +98,7 @@ class PublishResult:
     version: str
     path: Path
     new: bool
+    counts: dict[str, int] = field(default_factory=dict)  # rows of each table of the version
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -222,6 +235,13 @@ def latest_version(published_dir: Path, dataset: str) -> str | None:
     dataset_dir = Path(published_dir) / dataset
     versions = version_folders(dataset_dir)
     return _read_latest(dataset_dir) or (versions[-1] if versions else None)
+
+
+def read_base(published_dir: Path, dataset: str, version: str) -> BaseVersion:
+    """A published version read as rows, to build the next one on (`reportdata.delta`);
+    DeltaUnusable when its files or schemas are not what this code would write."""
+    folder = Path(published_dir) / dataset / version
+    return read_version_rows(folder, {name: _inline_schema(name) for name in TABLES})
 
 
 def read_package(published_dir: Path, dataset: str, version: str | None = None) -> dict[str, Any]:
@@ -378,8 +398,10 @@ def _write_version(
     fp: str,
     changes: Mapping[str, Any],
     inputs: str | None = None,
+    check: Callable[[Path], ValidationReport] | None = None,
 ) -> Path:
-    """Write a complete version into a temporary folder, then rename it into place."""
+    """Write a complete version into a temporary folder, check it (``check`` of the temporary
+    folder; by default Frictionless validates the whole package), then rename it into place."""
     target = dataset_dir / version
     if target.exists():
         raise PublishError(f"Version folder {target} already exists; versions are never rewritten.")
@@ -394,9 +416,7 @@ def _write_version(
         _write_synced(tmp / CHANGES, changes_bytes)
         descriptor = _descriptor(metadata, version, created, rendered, fp, changes_bytes, inputs)
         _write_synced(tmp / "datapackage.json", _json_bytes(descriptor, indent=2))
-        from reportdata.validate import validate_package
-
-        written = validate_package(tmp / "datapackage.json")
+        written = (check or _validate_whole)(tmp)
         if not written.ok:
             raise ValidationFailed(
                 f"The written package failed frictionless validation; nothing was published: "
@@ -417,6 +437,45 @@ def _write_version(
     return target
 
 
+def _validate_whole(folder: Path) -> ValidationReport:
+    from reportdata.validate import validate_package
+
+    return validate_package(folder / "datapackage.json")
+
+
+def _check_spliced(folder: Path, rows: Mapping[str, list[dict[str, Any]]]) -> ValidationReport:
+    """Check a version made by `delta.splice`: each file as its datapackage.json describes it
+    (bytes and sha256, read back), and Frictionless over a package of the new rows alone (the
+    other rows are those of the base version, validated when it was published)."""
+    from reportdata.validate import ValidationReport, validate_package
+
+    descriptor = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
+    errors = []
+    for resource in descriptor["resources"]:
+        facts = _file_facts((folder / resource["path"]).read_bytes())
+        if facts != {"bytes": resource["bytes"], "hash": resource["hash"]}:
+            message = f"{resource['path']} differs from its bytes and hash in datapackage.json"
+            errors.append(
+                {"table": "datapackage", "check": "hash-count", "key": None, "column": None,
+                 "message": message}
+            )  # fmt: skip
+    if errors:
+        return ValidationReport(ok=False, errors=errors)
+    part = folder.parent / f".tmp-check-{secrets.token_hex(4)}"
+    try:
+        part.mkdir()
+        resources = []
+        for name in TABLES:
+            csv_bytes = render_csv(name, list(rows[name]))
+            _write_synced(part / f"{name}.csv", csv_bytes)
+            resources.append(_table_resource(name, csv_bytes))
+        package = {"name": "changed-rows", "resources": resources}
+        (part / "datapackage.json").write_bytes(_json_bytes(package, indent=2))
+        return validate_package(part / "datapackage.json")
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+
+
 def _now() -> str:
     """Now in UTC, or the moment SOURCE_DATE_EPOCH names (for reproducible builds)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
@@ -432,11 +491,15 @@ def publish(
     created: str | None = None,
     report: ValidationReport | None = None,
     inputs: str | None = None,
+    base: BaseVersion | None = None,
+    replaced: set[str] | None = None,
 ) -> PublishResult:
     """Publish `tables` as a new version of `info.name`, unless they equal the newest version.
 
     The tables are validated first (`ValidationFailed` when they break a check). `created`
     (ISO 8601) defaults to now in UTC. Raises `PublishError` when the folder is unwritable.
+    With `base` (the newest version, read by `delta.read_base`), `tables` hold the rows of
+    the `replaced` sources only and the other rows are the base's (see `reportdata.delta`).
     """
     if not _NAME_RE.fullmatch(info.name):
         raise PublishError(
@@ -460,7 +523,9 @@ def publish(
         ) from exc
     with lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # one publisher of a dataset at a time
-        return _publish_locked(tables, info, Path(published_dir), dataset_dir, created, inputs)
+        return _publish_locked(
+            tables, info, Path(published_dir), dataset_dir, created, inputs, base, replaced
+        )
 
 
 def _publish_locked(
@@ -470,6 +535,8 @@ def _publish_locked(
     dataset_dir: Path,
     created: str,
     inputs: str | None = None,
+    base: BaseVersion | None = None,
+    replaced: set[str] | None = None,
 ) -> PublishResult:
     for leftover in dataset_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -478,39 +545,61 @@ def _publish_locked(
     frames = {name: _by_key(name, tables[name]) for name in TABLES}
     rows = {name: table_rows(name, frames[name]) for name in TABLES}
     rendered = {name: (render_csv(name, rows[name]), render_json(rows[name])) for name in TABLES}
+    counts = {name: len(rows[name]) for name in TABLES}
     metadata = _metadata(info)
-    fp = fingerprint(rendered, metadata)
 
     versions = version_folders(dataset_dir)
     previous = versions[-1] if versions else None
+    check = None
+    if base is not None:
+        if previous != base.version:
+            raise PublishError(
+                f"Version {previous} of {info.name} appeared while this run built on version "
+                f"{base.version}; nothing was published: run again."
+            )
+        replaced = set(replaced or ())
+        rendered, counts = splice(base, replaced, rendered)
+        check = functools.partial(_check_spliced, rows=rows)
+    fp = fingerprint(rendered, metadata)
     old_state = None
     if previous is not None:
-        if read_package(published_dir, info.name, previous).get(FINGERPRINT_KEY) == fp:
-            return _unchanged(published_dir, info, previous)
-        old_state = PackageState.from_folder(dataset_dir / previous)
+        descriptor = base.descriptor if base else read_package(published_dir, info.name, previous)
+        if descriptor.get(FINGERPRINT_KEY) == fp:
+            return _unchanged(published_dir, info, previous, counts)
+        if base is not None:  # rows of other sources are equal on both sides: leave them out
+            old_state = PackageState.from_descriptor(descriptor, base.rows_of(replaced or set()))
+        else:
+            old_state = PackageState.from_folder(dataset_dir / previous)
     found = compare(old_state, _state(metadata, rows))
     if found is None:  # same data and metadata, written differently (an older release)
-        return _unchanged(published_dir, info, previous)
+        return _unchanged(published_dir, info, previous, counts)
     version = next_version(previous, found.bump or "patch")
     changes = found.to_json(dataset=info.name, version=version, previous=previous, created=created)
-    target = _write_version(dataset_dir, metadata, version, created, rendered, fp, changes, inputs)
+    target = _write_version(
+        dataset_dir, metadata, version, created, rendered, fp, changes, inputs, check
+    )
     finish_release(published_dir, info.name, info.title, version)
-    return PublishResult(info.name, version, target, new=True)
+    return PublishResult(info.name, version, target, True, counts)
 
 
-def _unchanged(published_dir: Path, info: DatasetInfo, version: str) -> PublishResult:
+def _unchanged(
+    published_dir: Path, info: DatasetInfo, version: str, counts: dict[str, int]
+) -> PublishResult:
     """Nothing new to publish: complete what a crashed run may have left undone."""
     finish_release(published_dir, info.name, info.title, version)
-    return PublishResult(info.name, version, published_dir / info.name / version, new=False)
+    return PublishResult(info.name, version, published_dir / info.name / version, False, counts)
 
 
 # ---------------------------------------------------------------------------- after a version
 
 
-def _changes_of(dataset_dir: Path, versions: list[str]) -> list[dict[str, Any]]:
-    """Each version's changes.json; computed from the folders for versions written without."""
+def _changes_of(dataset_dir: Path, versions: list[str], only: int | None = None) -> list[dict]:
+    """Each version's changes.json (``only``: of the version at that index alone); computed
+    from the folders for versions written without."""
     entries = []
     for i, version in enumerate(versions):
+        if only is not None and i != only % len(versions):
+            continue
         path = dataset_dir / version / CHANGES
         try:
             entries.append(json.loads(path.read_text(encoding="utf-8")))
@@ -528,6 +617,27 @@ def _changes_of(dataset_dir: Path, versions: list[str]) -> list[dict[str, Any]]:
             )
         )
     return entries
+
+
+def _write_changelog(dataset_dir: Path, title: str, versions: list[str]) -> None:
+    """CHANGELOG.md of every version, newest first. When it already lists every version but
+    the newest, in order under today's opening, the newest one's entry is put on top (older
+    entries never change); otherwise it is written again from every changes.json."""
+    path = dataset_dir / CHANGELOG
+    head = changelog_head(title)
+    try:
+        existing = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        existing = ""
+    listed = CHANGELOG_HEADING.findall(existing) if existing.startswith(head) else None
+    if listed == versions[::-1]:
+        return
+    if versions and listed == versions[-2::-1]:
+        (entry,) = _changes_of(dataset_dir, versions, only=-1)
+        text = head + changelog_entry(entry) + existing[len(head) :]
+    else:
+        text = render_changelog(title, _changes_of(dataset_dir, versions))
+    _write_if_changed(path, text.encode("utf-8"))
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
@@ -618,8 +728,7 @@ def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -
     dataset_dir = published_dir / dataset
     try:
         versions = version_folders(dataset_dir)
-        changelog = render_changelog(title, _changes_of(dataset_dir, versions))
-        _write_if_changed(dataset_dir / CHANGELOG, changelog.encode("utf-8"))
+        _write_changelog(dataset_dir, title, versions)
         if not _warehouse_current(dataset_dir, dataset, versions, latest):
             build_warehouse(dataset_dir, dataset, latest=latest)
         if _read_latest(dataset_dir) != latest:

@@ -51,6 +51,7 @@ class ValidationReport:
     ok: bool
     errors: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    note: str = ""  # what the tables cover, when not a whole dataset
 
     def by_check(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
         """Errors grouped by (table, check), in order of first appearance."""
@@ -76,6 +77,8 @@ class ValidationReport:
     def to_markdown(self) -> str:
         """The report as Markdown: the summary, then a table per failing check."""
         lines = ["# Validation report", "", self.summary(), ""]
+        if self.note:
+            lines += [self.note, ""]
         if self.counts:
             lines += ["| table | rows |", "| --- | ---: |"]
             lines += [f"| {name} | {n} |" for name, n in self.counts.items()]

@@ -1,0 +1,223 @@
+"""A new version made from the previous one and the rows of the sources that changed.
+
+When only a few sources of a dataset changed, their rows replace theirs in the previous
+version and every other row is kept byte for byte: the previous version's CSV and JSON files
+are split into rows (one JSON object a line; CSV rows end at a newline outside quotes), the
+changed sources' rows are rendered by the same code as a whole version, and the two sets are
+merged in primary-key order. The files are the same bytes a whole re-render would give
+(tests compare both ways).
+
+What makes the kept rows trustworthy: the previous version's files must hash to what its
+``datapackage.json`` says, its table schemas must be today's, and every row of it was
+validated when it was published. Checks that span rows of several sources (primary keys and
+unique fields) are run over the merged table here; the other checks hold row by row or within
+one source (a figure and its section belong to one document), so validating the changed
+sources' rows is enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reportdata.errors import ValidationFailed
+from reportdata.schema import TABLES, field_names, fields, primary_key
+
+SOURCE_FIELD = "document_id"
+
+Row = tuple[tuple[str, ...], str, bytes, bytes]
+"""One row of a table: its primary key, its source (document_id), its CSV line and its JSON
+line (each without the separator that follows it)."""
+
+
+class DeltaUnusable(Exception):
+    """The previous version cannot be the base of a new one; the message says why."""
+
+
+_STRING = rb'"(?:[^"\\]++|\\.)*+"'  # a JSON string literal, escapes included
+# A CSV record as `publish.render_csv` writes it: unquoted runs and quoted cells (a doubled quote
+# is two quoted runs side by side), ending at a newline outside quotes.
+_CSV_RECORD = re.compile(rb'(?:[^"\n]++|"[^"]*+")*+\n')
+
+
+def _field_re(name: str) -> re.Pattern[bytes]:
+    """A string field of a row written by ``json.dumps`` (``", "`` and ``": "`` separators): a
+    quotation mark inside a string is always escaped, so ``, "name": "`` is only ever a key."""
+    return re.compile(rb'(?:^\{|, )"' + re.escape(name.encode()) + rb'": (' + _STRING + rb")")
+
+
+def _head_re(name: str, wanted: list[str]) -> re.Pattern[bytes] | None:
+    """A row line of the JSON file whose leading fields, up to the last of ``wanted``, are
+    strings: one scan of the file finds every row and those fields; None when other fields
+    come first."""
+    specs = fields(name)
+    names = [f["name"] for f in specs]
+    last = max(names.index(w) for w in wanted)
+    if any(f.get("type", "string") != "string" for f in specs[: last + 1]):
+        return None
+    parts = [rb'"' + re.escape(n.encode()) + rb'": (' + _STRING + rb")" for n in names[: last + 1]]
+    return re.compile(rb"^(\{" + rb", ".join(parts) + rb"[^\n]*\})", re.MULTILINE)
+
+
+def _text(literal: bytes) -> str:
+    """A JSON string literal's value (most hold no escape)."""
+    return literal[1:-1].decode("utf-8") if b"\\" not in literal else json.loads(literal)
+
+
+def split_json_rows(data: bytes) -> list[bytes]:
+    """The rows of a table's JSON file (an array with one row object a line)."""
+    if data == b"[]\n":
+        return []
+    if not (data.startswith(b"[\n") and data.endswith(b"\n]\n")):
+        raise DeltaUnusable("its JSON file is not one row a line")
+    lines = data[2:-3].split(b"\n")
+    return [line[:-1] for line in lines[:-1]] + [lines[-1]]
+
+
+def split_csv_rows(data: bytes) -> tuple[bytes, list[bytes]]:
+    """The header line and the row lines (without their newline) of a CSV file written by
+    `publish.render_csv`: a row ends at a newline outside quotes."""
+    records = _CSV_RECORD.findall(data)
+    if not records or sum(map(len, records)) != len(data):
+        raise DeltaUnusable("its CSV file is not made of complete records")
+    return records[0][:-1], [r[:-1] for r in records[1:]]
+
+
+def table_records(name: str, csv_bytes: bytes, json_bytes: bytes) -> list[Row]:
+    """A rendered table (CSV and JSON bytes of the same rows) as rows with key and source."""
+    _, csv_rows = split_csv_rows(csv_bytes)
+    key = primary_key(name)
+    names = field_names(name)
+    head = _head_re(name, [*key, SOURCE_FIELD])
+    if head is not None and json_bytes.startswith(b"[\n") and json_bytes.endswith(b"\n]\n"):
+        at = [names.index(k) + 2 for k in key]
+        found = [m.group(1, *at, names.index(SOURCE_FIELD) + 2) for m in head.finditer(json_bytes)]
+        if len(found) != json_bytes.count(b"\n") - 2:
+            raise DeltaUnusable(f"its {name} JSON file is not one row a line")
+        if len(at) == 1:
+            parsed = [((_text(g[1]),), _text(g[2]), g[0]) for g in found]
+        else:
+            parsed = [(tuple(map(_text, g[1:-1])), _text(g[-1]), g[0]) for g in found]
+    else:  # fields in another order: look for each in each row
+        finders = [_field_re(k) for k in (*key, SOURCE_FIELD)]
+        parsed = []
+        for line in split_json_rows(json_bytes):
+            matches = [f.search(line) for f in finders]
+            if any(m is None for m in matches):
+                raise DeltaUnusable(f"a {name} row has no key or source")
+            *values, source = (_text(m.group(1)) for m in matches)  # type: ignore[union-attr]
+            parsed.append((tuple(values), source, line))
+    if len(csv_rows) != len(parsed):
+        raise DeltaUnusable(f"its {name} CSV and JSON files hold different numbers of rows")
+    return [(k, src, c, j) for (k, src, j), c in zip(parsed, csv_rows, strict=True)]
+
+
+def usable_schema(name: str) -> bool:
+    """Rows are merged by their key as text (every key field a string, no unique field
+    outside the key) and replaced by their source (a document_id field)."""
+    types = {f["name"]: f.get("type", "string") for f in fields(name)}
+    key = primary_key(name)
+    unique = {f["name"] for f in fields(name) if f.get("constraints", {}).get("unique")}
+    keyed = bool(key) and all(types.get(k) == "string" for k in key)
+    return keyed and unique <= set(key) and SOURCE_FIELD in types
+
+
+@dataclass
+class BaseVersion:
+    """A published version read as rows, the base of the next version."""
+
+    version: str
+    descriptor: dict[str, Any]
+    header: dict[str, bytes]  # each table's CSV header line
+    rows: dict[str, list[Row]]
+
+    def sources(self) -> set[str]:
+        """The sources (document ids) that have rows in this version."""
+        return {r[1] for rows in self.rows.values() for r in rows}
+
+    def rows_of(self, sources: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The rows of these sources, parsed, table by table."""
+        return {
+            name: [json.loads(r[3]) for r in self.rows[name] if r[1] in sources] for name in TABLES
+        }
+
+
+def read_base(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVersion:
+    """Read a version folder as rows; DeltaUnusable when its files differ from what its
+    datapackage.json says or its table schemas from ``schemas`` (today's inline schemas)."""
+    try:
+        descriptor = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
+        resources = {r["name"]: r for r in descriptor["resources"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DeltaUnusable(f"its datapackage.json cannot be read ({exc})") from exc
+    header: dict[str, bytes] = {}
+    rows: dict[str, list[Row]] = {}
+    for name in TABLES:
+        if not usable_schema(name):
+            raise DeltaUnusable(f"table {name} has no text key to merge rows by")
+        table, as_json = resources.get(name), resources.get(f"{name}-json")
+        if table is None or as_json is None or table.get("schema") != schemas[name]:
+            raise DeltaUnusable(f"its {name} table is not described as today's schema")
+        data = {}
+        for resource in (table, as_json):
+            path = folder / str(resource.get("path"))
+            try:
+                content = path.read_bytes()
+            except OSError as exc:
+                raise DeltaUnusable(f"{path.name} cannot be read ({exc})") from exc
+            digest = "sha256:" + hashlib.sha256(content).hexdigest()
+            if len(content) != resource.get("bytes") or digest != resource.get("hash"):
+                raise DeltaUnusable(f"{path.name} differs from its datapackage.json")
+            data[resource["format"]] = content
+        header[name] = split_csv_rows(data["csv"])[0]
+        rows[name] = table_records(name, data["csv"], data["json"])
+    return BaseVersion(folder.name, descriptor, header, rows)
+
+
+def _join_json(lines: list[bytes]) -> bytes:
+    return b"[\n" + b",\n".join(lines) + b"\n]\n" if lines else b"[]\n"
+
+
+def splice(
+    base: BaseVersion, replaced: set[str], new: Mapping[str, tuple[bytes, bytes]]
+) -> tuple[dict[str, tuple[bytes, bytes]], dict[str, int]]:
+    """Each table's CSV and JSON bytes, and its row count: the base's rows but those of the
+    ``replaced`` sources, and the ``new`` rows (rendered tables of those sources), in
+    primary-key order.
+
+    Raises ValidationFailed when a key (the only unique field, see `usable_schema`) then
+    occurs twice: rows of different sources may collide only in the merged table.
+    """
+    out: dict[str, tuple[bytes, bytes]] = {}
+    counts: dict[str, int] = {}
+    for name in TABLES:
+        header, _ = split_csv_rows(new[name][0])
+        if header != base.header[name]:
+            raise DeltaUnusable(f"the {name} header differs from the base version's")
+        fresh = table_records(name, *new[name])
+        stray = {r[1] for r in fresh} - replaced
+        if stray:
+            raise ValueError(f"new {name} rows of sources not replaced: {sorted(stray)[:3]}")
+        merged = [r for r in base.rows[name] if r[1] not in replaced] + fresh
+        merged.sort(key=lambda r: r[0])
+        _unique_keys(name, merged)
+        csv_bytes = header + b"\n" + b"".join(r[2] + b"\n" for r in merged)
+        out[name] = (csv_bytes, _join_json([r[3] for r in merged]))
+        counts[name] = len(merged)
+    return out, counts
+
+
+def _unique_keys(name: str, ordered: list[Row]) -> None:
+    repeated = [a[0] for a, b in itertools.pairwise(ordered) if a[0] == b[0]]
+    if repeated:
+        key = "/".join(repeated[0])
+        raise ValidationFailed(
+            f"Nothing was published: {name} key {key!r} occurs more than once "
+            f"({len(repeated)} repeated keys when the changed sources' rows joined the others)."
+        )
