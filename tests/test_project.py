@@ -282,3 +282,21 @@ def test_added_entries_round_trip_through_yaml(tmp_path: Path) -> None:
     add_sources(tmp_path, [new], "towns")
     doc = yaml.safe_load((tmp_path / "sources.yaml").read_text(encoding="utf-8"))
     assert doc["sources"][-1] == new  # the date stays a string, the colon stays in the title
+
+
+def test_a_source_entry_is_flat_so_its_cache_key_reads_its_fields_directly():
+    """cache.source_key serialises vars(source), the same as dataclasses.asdict while every
+    field is a plain value: a nested field would need asdict again."""
+    import dataclasses
+    import json
+
+    from reportdata.cache import source_key
+    from reportdata.project import Source
+
+    source = Source(id="a", dataset="d", title="标题", url="https://example.org/a")
+    assert vars(source) == dataclasses.asdict(source)
+    assert all(f.type in ("str", str) for f in dataclasses.fields(Source))
+    entry = json.dumps(dataclasses.asdict(source), sort_keys=True, ensure_ascii=False)
+    assert entry == json.dumps(vars(source), sort_keys=True, ensure_ascii=False)
+    retitled = dataclasses.replace(source, title="x")
+    assert source_key(source, "0" * 64) != source_key(retitled, "0" * 64)

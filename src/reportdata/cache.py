@@ -15,7 +15,6 @@ import contextlib
 import functools
 import hashlib
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ def extractor_version() -> str:
 def source_key(source: Source, raw_sha256: str, hint: str = "") -> str:
     """The cache key of a source's rows: raw bytes (and the format hint they were read with),
     the sources.yaml entry and the extractor's code."""
-    entry = json.dumps(asdict(source), sort_keys=True, ensure_ascii=False)
+    entry = json.dumps(vars(source), sort_keys=True, ensure_ascii=False)  # flat: as asdict
     parts = (raw_sha256, hint, entry, extractor_version())
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
 
