@@ -293,3 +293,100 @@ def test_a_binary_body_is_refused_and_nothing_is_written(tmp_path: Path) -> None
         with pytest.raises(InputError):
             pull(project, web)
     assert files_under(project.raw_dir) == {}
+
+
+@pytest.fixture
+def kept_alive():
+    """A 127.0.0.1 HTTP/1.1 server of one report with an ETag (304 to If-None-Match) that
+    counts the connections opened to it and the answers it gave."""
+    import threading
+    from collections import Counter
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body, tag = SENTENCES.encode(), '"r1"'
+    seen = {"connections": 0, "answers": Counter()}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps the connection open between requests
+
+        def setup(self) -> None:
+            seen["connections"] += 1
+            super().setup()
+
+        def do_GET(self) -> None:
+            fresh = self.headers.get("If-None-Match") == tag
+            seen["answers"][304 if fresh else 200] += 1
+            self.send_response(304 if fresh else 200)
+            self.send_header("ETag", tag)
+            if not fresh:
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not fresh:
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    seen["url"] = f"http://127.0.0.1:{server.server_address[1]}/report.txt"
+    try:
+        yield seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_answers_of_304_keep_the_connection_for_the_next_pull(tmp_path: Path, kept_alive) -> None:
+    project, web = web_project(tmp_path, kept_alive["url"])
+    with pull_module.http_client(connections=1) as client:
+        first = pull(project, web, client=client)
+        again = [pull(project, web, client=client) for _ in range(20)]
+    assert first.new and all(r.not_modified for r in again)
+    assert kept_alive["answers"] == {200: 1, 304: 20}
+    assert kept_alive["connections"] == 1  # every answer read to its end and given back
+
+
+def test_the_proxy_the_environment_names_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "http://reports.invalid/report.txt"  # reachable only through the proxy
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    route = Route(200, SENTENCES.encode(), {"Content-Type": "text/plain"})
+    with http_server({url: route}) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base)
+        project, web = web_project(tmp_path, url)
+        snap = pull(project, web).snapshot
+    assert proxy.hits == [url]  # asked in absolute form, as a proxy is
+    assert snap.path(project.raw_dir).read_bytes() == SENTENCES.encode()
+
+
+def test_a_gzipped_answer_is_stored_as_the_report_it_encodes(tmp_path: Path) -> None:
+    import gzip
+
+    body = SENTENCES.encode()
+    route = Route(200, gzip.compress(body), {"Content-Encoding": "gzip"})
+    with http_server({"/r.txt": route}) as server:
+        project, web = web_project(tmp_path, server.url("/r.txt"))
+        snap = pull(project, web).snapshot
+    assert snap.path(project.raw_dir).read_bytes() == body
+
+
+def test_the_size_limit_holds_for_the_decoded_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+
+    monkeypatch.setattr(read, "MAX_BYTES", 64 << 10)
+    bomb = gzip.compress(SENTENCES.encode() * 20_000)  # ~2 MB of text in a few KB
+    route = Route(200, bomb, {"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+    with http_server({"/bomb.txt": route}) as server:
+        project, web = web_project(tmp_path, server.url("/bomb.txt"))
+        with pytest.raises(PullError, match="larger than"):
+            pull(project, web)
+    assert not (project.raw_dir / "web").exists()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
 
 from reportdata import __version__
 from reportdata import read as _read
@@ -32,7 +33,7 @@ from reportdata.read import read_bytes
 USER_AGENT = f"reportdata/{__version__} (open-data pipeline; +https://pypi.org/project/reportdata/)"
 MAX_REDIRECTS = 5
 if TYPE_CHECKING:
-    import httpx
+    import urllib3
 
 _EXT = {"text": ".txt", "html": ".html", "pdf": ".pdf"}
 # Answers that may pass if asked again later.
@@ -56,6 +57,8 @@ _REFUSED_TYPES = frozenset(
     }
 )
 _SNIFF_BYTES = 2048
+_CHUNK = 64 * 1024  # the most one read of a body asks for
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # A URL's bytes and the headers recorded with them (etag, last_modified, content_type).
 Fetched = tuple[bytes, dict[str, str]]
 
@@ -182,12 +185,22 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 def _reason(exc: BaseException) -> str:
-    """A short lower-case reason from a network error ("connection refused")."""
+    """A short lower-case reason from a network error ("connection refused"): that of the
+    innermost error urllib3 wrapped."""
+    import http.client
+
+    for _ in range(8):  # (bounded: a chain is short, and must not loop)
+        inner = exc.__cause__ or next((a for a in exc.args if isinstance(a, BaseException)), None)
+        if inner is None:
+            break
+        exc = inner
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the body ended early"
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc).strip())
     return (text[:1].lower() + text[1:]) if text else exc.__class__.__name__
 
 
-def _declared_length(headers: httpx.Headers) -> int | None:
+def _declared_length(headers: urllib3.HTTPHeaderDict) -> int | None:
     value = headers.get("content-length", "").strip()
     return int(value) if value.isdigit() else None
 
@@ -200,9 +213,9 @@ def _check_type(url: str, content_type: str, head: bytes) -> None:
         raise PullError(f"{url} answered with {media} content, not a text, HTML or PDF report.")
 
 
-def _read_body(url: str, resp: httpx.Response, policy: Policy, deadline: float) -> bytes:
+def _read_body(url: str, resp: urllib3.BaseHTTPResponse, policy: Policy, deadline: float) -> bytes:
     """The body of a 200 answer, within the size limit and the deadline."""
-    import httpx
+    from urllib3 import exceptions as ux
 
     limit = _read.MAX_BYTES
     too_big = f"{url} is larger than the {_read.size_limit()} limit."
@@ -213,7 +226,7 @@ def _read_body(url: str, resp: httpx.Response, policy: Policy, deadline: float) 
     chunks: list[bytes] = []
     size, checked = 0, False
     try:
-        for chunk in resp.iter_bytes():
+        while chunk := resp.read1(_CHUNK):  # what has arrived, decoded (gzip) as it comes
             size += len(chunk)
             if size > limit:
                 raise PullError(too_big)
@@ -223,22 +236,22 @@ def _read_body(url: str, resp: httpx.Response, policy: Policy, deadline: float) 
                 checked = True
             if policy.clock() > deadline:
                 raise _Transient(f"sent only {size} bytes in {policy.body_timeout:g} s")
-    except httpx.TimeoutException as exc:
+    except ux.ReadTimeoutError as exc:
         raise _Transient(f"stopped sending for {policy.read_timeout:g} s mid-body") from exc
-    except httpx.TransportError as exc:
+    except (ux.ProtocolError, ux.SSLError, OSError) as exc:
         if declared is not None:
-            got = resp.num_bytes_downloaded
+            got = resp.tell()  # bytes as sent, before decoding
             raise _Transient(f"sent {got} of the {declared} bytes it announced") from exc
         raise _Transient(f"broke off the connection ({_reason(exc)})") from exc
     data = b"".join(chunks)
     if not checked:
         _check_type(url, content_type, data)
-    if declared is not None and resp.num_bytes_downloaded < declared:
-        raise _Transient(f"sent {resp.num_bytes_downloaded} of the {declared} bytes it announced")
+    if declared is not None and resp.tell() < declared:
+        raise _Transient(f"sent {resp.tell()} of the {declared} bytes it announced")
     return data
 
 
-def _meta(resp: httpx.Response) -> dict[str, str]:
+def _meta(resp: urllib3.BaseHTTPResponse) -> dict[str, str]:
     return {
         "etag": resp.headers.get("etag", ""),
         "last_modified": resp.headers.get("last-modified", ""),
@@ -247,10 +260,10 @@ def _meta(resp: httpx.Response) -> dict[str, str]:
 
 
 def _answer(
-    url: str, resp: httpx.Response, conditional: bool, policy: Policy, deadline: float
+    url: str, resp: urllib3.BaseHTTPResponse, conditional: bool, policy: Policy, deadline: float
 ) -> Fetched | None:
     """``(bytes, meta)`` for a 2xx, None for an asked-for 304; otherwise a failure."""
-    status = resp.status_code
+    status = resp.status
     if status == 304 and conditional:
         resp.read()  # (no body) ends the exchange, so the connection can serve the next pull
         return None
@@ -262,27 +275,47 @@ def _answer(
     return _read_body(url, resp, policy, deadline), _meta(resp)
 
 
+def _finish(resp: urllib3.BaseHTTPResponse) -> None:
+    """Give the connection back to the pool: kept open when the answer was read to its end,
+    closed when it was not (the server may still be sending)."""
+    if not resp.closed:
+        resp.close()
+    resp.release_conn()
+
+
 def _attempt(
-    client: httpx.Client, url: str, headers: dict[str, str], policy: Policy, end: float
+    client: HttpClient, url: str, headers: dict[str, str], policy: Policy, end: float
 ) -> Fetched | None:
-    """One request; a PullError is final, a _Transient is worth another attempt."""
-    import httpx
+    """One request, following redirects; a PullError is final, a _Transient is worth another
+    attempt."""
+    from urllib3 import exceptions as ux
 
     deadline = min(policy.clock() + policy.body_timeout, end)
+    target = url
     try:
-        with client.stream("GET", url, headers=headers) as resp:
-            return _answer(url, resp, bool(headers), policy, deadline)
-    except httpx.TooManyRedirects as exc:
-        raise PullError(f"{url} redirects more than {MAX_REDIRECTS} times.") from exc
-    except httpx.ConnectTimeout as exc:
-        raise _Transient(f"could not be reached within {policy.connect_timeout:g} s") from exc
-    except httpx.TimeoutException as exc:
-        raise _Transient(f"did not answer within {policy.read_timeout:g} s") from exc
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise PullError(f"{url} is not a valid address ({_reason(exc)}).") from exc
-    except httpx.TransportError as exc:
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = client.get(target, headers)
+            try:
+                location = resp.headers.get("location") if resp.status in _REDIRECTS else None
+                if not location:
+                    return _answer(url, resp, bool(headers), policy, deadline)
+                if (_declared_length(resp.headers) or 0) <= _CHUNK:
+                    resp.drain_conn()  # a short note: read it, so the connection is kept
+            finally:
+                _finish(resp)
+            target = urljoin(target, location)
+        raise PullError(f"{url} redirects more than {MAX_REDIRECTS} times.")
+    except ux.NewConnectionError as exc:  # (a subclass of ConnectTimeoutError: refused, DNS)
         raise _Transient(f"could not be fetched ({_reason(exc)})") from exc
-    except httpx.HTTPError as exc:
+    except ux.ConnectTimeoutError as exc:
+        raise _Transient(f"could not be reached within {policy.connect_timeout:g} s") from exc
+    except ux.TimeoutError as exc:
+        raise _Transient(f"did not answer within {policy.read_timeout:g} s") from exc
+    except ux.LocationValueError as exc:  # no host, a bad port, an unsupported scheme
+        raise PullError(f"{url} is not a valid address ({_reason(exc)}).") from exc
+    except (ux.ProtocolError, ux.SSLError, ux.ProxyError) as exc:
+        raise _Transient(f"could not be fetched ({_reason(exc)})") from exc
+    except ux.HTTPError as exc:
         raise PullError(f"{url} could not be fetched: {exc.__class__.__name__}.") from exc
 
 
@@ -305,27 +338,77 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def http_client(policy: Policy | None = None, connections: int = 8) -> httpx.Client:
-    """A client for many pulls at once (thread-safe; keeps connections to each host open, so a
-    rerun's conditional requests to one server do not each pay a new connection)."""
-    import httpx
+class HttpClient:
+    """Connections kept open to each host, shared by concurrent pulls (thread-safe), so a
+    rerun's conditional requests to one server do not each pay a new connection. Use it as a
+    context manager: leaving it closes the connections."""
 
-    policy = policy or POLICY
-    return httpx.Client(
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
-        timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
-        headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/pdf,text/plain,*/*"},
-        verify=_tls_context(),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    )
+    def __init__(self, policy: Policy, connections: int) -> None:
+        import urllib.request
+
+        import urllib3
+        from urllib3.util.request import ACCEPT_ENCODING
+
+        self.headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "text/html,application/pdf,text/plain,*/*",
+            "Accept-Encoding": ACCEPT_ENCODING,  # what urllib3 can decode here (gzip, deflate)
+        }
+        self._settings = {
+            "num_pools": 32,  # hosts whose connections are kept
+            "maxsize": max(1, connections),  # per host; at most this many requests at once
+            "block": True,
+            "timeout": urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout),
+            "retries": False,  # fetch_url retries, and _attempt follows redirects
+            "ssl_context": _tls_context(),
+        }
+        self._pool = urllib3.PoolManager(**self._settings)
+        self._proxied: dict[str, urllib3.ProxyManager] = {}
+        self._proxies = urllib.request.getproxies_environment()  # HTTP(S)_PROXY, as httpx did
+        self._bypass = urllib.request.proxy_bypass_environment
+
+    def _manager(self, url: str) -> urllib3.PoolManager:
+        """The pool for ``url``: direct, or through the proxy the environment names for it."""
+        if not self._proxies:
+            return self._pool
+        parts = urlsplit(url)
+        proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
+        if not proxy or self._bypass(parts.hostname or "", self._proxies):  # NO_PROXY
+            return self._pool
+        if proxy not in self._proxied:
+            import urllib3
+
+            self._proxied.setdefault(proxy, urllib3.ProxyManager(proxy, **self._settings))
+        return self._proxied[proxy]
+
+    def get(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        """The answer to a GET, headers read, body not yet: read it, then :func:`_finish` it."""
+        return self._manager(url).urlopen(
+            "GET", url, headers={**self.headers, **headers}, redirect=False, preload_content=False
+        )
+
+    def close(self) -> None:
+        self._pool.clear()
+        for manager in self._proxied.values():
+            manager.clear()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def http_client(policy: Policy | None = None, connections: int = 8) -> HttpClient:
+    """A client for ``connections`` pulls at once (see :class:`HttpClient`)."""
+    return HttpClient(policy or POLICY, connections)
 
 
 def fetch_url(
     url: str,
     conditional: dict[str, str] | None = None,
     policy: Policy | None = None,
-    client: httpx.Client | None = None,
+    client: HttpClient | None = None,
 ) -> Fetched | None:
     """A URL's bytes and headers (etag, last_modified, content_type), retrying passing
     failures; None when ``conditional`` headers were sent and the server answered 304.
@@ -418,7 +501,7 @@ def pull(
     project: Project,
     source: Source,
     policy: Policy | None = None,
-    client: httpx.Client | None = None,
+    client: HttpClient | None = None,
 ) -> PullResult:
     """Fetch a source and store it; an unchanged source is not stored again, and a URL whose
     server answers 304 Not Modified is not even downloaded. ``client``: see :func:`fetch_url`."""
