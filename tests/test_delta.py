@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,8 @@ def test_a_spliced_version_is_byte_for_byte_the_whole_one(tmp_path, seed):
     whole, spliced = tmp_path / "whole", tmp_path / "spliced"
     _publish_whole(whole, first)
     shutil.copytree(whole, spliced)
+    tables = read_base(spliced, "county", "1.0.0").tables.values()
+    assert all(t.blocks is not None for t in tables)  # one block a source: no row parsed
 
     docs = dict(first)
     ids = sorted(docs)
@@ -220,3 +223,36 @@ def test_the_changelog_takes_the_new_entry_on_top_and_is_rebuilt_when_it_lacks_o
     _publish_spliced(tmp_path, {**docs, "b1": _text(31), "b7": _text(8)}, {"b7"})
     versions = version_folders(folder)
     assert path.read_text("utf-8") == render_changelog(INFO.title, _changes_of(folder, versions))
+
+
+def test_sources_whose_rows_interleave_in_key_order_are_merged_row_by_row(tmp_path, monkeypatch):
+    """Ids of one source may sort between another's ("a-000012" < "a-1-000005" < "a-2-...");
+    then rows are merged one by one, and the bytes are still the whole re-render's."""
+    import reportdata.delta as delta
+
+    real = _rows
+
+    def interleaved(doc: str, text: str) -> dict[str, list[dict]]:
+        rows = real(doc, text)
+        if doc == "a":
+            rows["indicators"][-1]["indicator_id"] = "a-2-000001"
+        return rows
+
+    monkeypatch.setattr(sys.modules[__name__], "_rows", interleaved)
+    docs = {"a": _text(1), "a-1": _text(2), "b": _text(3)}
+    whole, spliced = tmp_path / "whole", tmp_path / "spliced"
+    _publish_whole(whole, docs)
+    shutil.copytree(whole, spliced)
+    base = read_base(spliced, "county", "1.0.0")
+    assert base.tables["indicators"].blocks is None  # a's rows lie on both sides of a-1's
+    assert base.tables["documents"].blocks is not None
+    merged_by_rows = []
+    real_rows = delta.BaseTable.rows
+    monkeypatch.setattr(
+        delta.BaseTable, "rows", lambda self: merged_by_rows.append(self.name) or real_rows(self)
+    )
+    docs = {**docs, "a-1": _text(20), "c": _text(4)}
+    assert _publish_whole(whole, docs).new
+    assert _publish_spliced(spliced, docs, {"a-1", "c"}).new
+    assert "indicators" in merged_by_rows
+    assert _version_files(whole) == _version_files(spliced)

@@ -128,23 +128,126 @@ def usable_schema(name: str) -> bool:
     return keyed and unique <= set(key) and SOURCE_FIELD in types
 
 
+@dataclass(frozen=True)
+class Block:
+    """Consecutive rows of one source in a table, in key order: their first and last keys,
+    their CSV lines (each ending with a newline) and JSON lines (joined by ``,\\n``)."""
+
+    source: str
+    first: tuple[str, ...]
+    last: tuple[str, ...]
+    csv: bytes | memoryview
+    json: bytes | memoryview
+    count: int
+
+
+def _blocks(name: str, csv_bytes: bytes, json_bytes: bytes) -> list[Block] | None:
+    """The table as one block a source, when each source's rows lie together and the blocks
+    follow each other in key order (as ids made of the source id and a suffix do); None when
+    rows must be merged one by one. One scan of each file; only each block's first and last
+    keys are decoded."""
+    key = primary_key(name)
+    names = field_names(name)
+    head = _head_re(name, [*key, SOURCE_FIELD])
+    if head is None or not (json_bytes.startswith(b"[\n") and json_bytes.endswith(b"\n]\n")):
+        return None
+    lengths = [len(r) for r in _CSV_RECORD.findall(csv_bytes)]
+    if sum(lengths) != len(csv_bytes):
+        raise DeltaUnusable(f"its {name} CSV file is not made of complete records")
+    ends = list(itertools.accumulate(lengths))  # ends[i]: where row i (0: the header) ends
+    key_at = [names.index(k) + 2 for k in key]
+    source_at = names.index(SOURCE_FIELD) + 2
+    csv_view, json_view = memoryview(csv_bytes), memoryview(json_bytes)
+    blocks: list[Block] = []
+    seen: set[bytes] = set()
+    run: list[Any] = []  # the open block: source literal, first match, last match, first row
+
+    def close(row: int) -> None:
+        literal, first, last, start = run
+        blocks.append(
+            Block(
+                _text(literal),
+                tuple(_text(first.group(i)) for i in key_at),
+                tuple(_text(last.group(i)) for i in key_at),
+                csv_view[ends[start] : ends[row]],
+                json_view[first.start(1) : last.end(1)],
+                row - start,
+            )
+        )
+
+    row = 0
+    for row, found in enumerate(head.finditer(json_bytes)):
+        literal = found.group(source_at)
+        if run and literal == run[0]:
+            run[2] = found
+            continue
+        if run:
+            close(row)
+        if literal in seen:
+            return None  # a source's rows apart: merge row by row
+        seen.add(literal)
+        run = [literal, found, found, row]
+    count = row + 1 if run else 0
+    if count != json_bytes.count(b"\n") - 2 or count != len(ends) - 1:
+        raise DeltaUnusable(f"its {name} JSON file is not one row a line")
+    if run:
+        close(count)
+    if any(a.last >= b.first for a, b in itertools.pairwise(blocks)):
+        return None
+    return blocks
+
+
+@dataclass
+class BaseTable:
+    """One table of the base version: its files, and its rows as blocks or one by one."""
+
+    name: str
+    header: bytes
+    csv: bytes
+    json: bytes
+    blocks: list[Block] | None
+    _rows: list[Row] | None = None
+
+    def rows(self) -> list[Row]:
+        """Every row with its key and source (parsed on first use)."""
+        if self._rows is None:
+            self._rows = table_records(self.name, self.csv, self.json)
+        return self._rows
+
+    def sources(self) -> set[str]:
+        if self.blocks is not None:
+            return {b.source for b in self.blocks}
+        return {r[1] for r in self.rows()}
+
+    def lines_of(self, sources: set[str]) -> list[bytes]:
+        """The JSON lines of these sources' rows."""
+        if self.blocks is not None:
+            return [
+                line
+                for b in self.blocks
+                if b.source in sources
+                for line in bytes(b.json).split(b",\n")
+            ]
+        return [r[3] for r in self.rows() if r[1] in sources]
+
+
 @dataclass
 class BaseVersion:
     """A published version read as rows, the base of the next version."""
 
     version: str
     descriptor: dict[str, Any]
-    header: dict[str, bytes]  # each table's CSV header line
-    rows: dict[str, list[Row]]
+    tables: dict[str, BaseTable]
 
     def sources(self) -> set[str]:
         """The sources (document ids) that have rows in this version."""
-        return {r[1] for rows in self.rows.values() for r in rows}
+        return set().union(*(t.sources() for t in self.tables.values()))
 
     def rows_of(self, sources: set[str]) -> dict[str, list[dict[str, Any]]]:
         """The rows of these sources, parsed, table by table."""
         return {
-            name: [json.loads(r[3]) for r in self.rows[name] if r[1] in sources] for name in TABLES
+            name: [json.loads(line) for line in self.tables[name].lines_of(sources)]
+            for name in TABLES
         }
 
 
@@ -156,8 +259,7 @@ def read_base(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVersio
         resources = {r["name"]: r for r in descriptor["resources"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DeltaUnusable(f"its datapackage.json cannot be read ({exc})") from exc
-    header: dict[str, bytes] = {}
-    rows: dict[str, list[Row]] = {}
+    tables: dict[str, BaseTable] = {}
     for name in TABLES:
         if not usable_schema(name):
             raise DeltaUnusable(f"table {name} has no text key to merge rows by")
@@ -175,9 +277,13 @@ def read_base(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVersio
             if len(content) != resource.get("bytes") or digest != resource.get("hash"):
                 raise DeltaUnusable(f"{path.name} differs from its datapackage.json")
             data[resource["format"]] = content
-        header[name] = split_csv_rows(data["csv"])[0]
-        rows[name] = table_records(name, data["csv"], data["json"])
-    return BaseVersion(folder.name, descriptor, header, rows)
+        csv_bytes, json_bytes = data["csv"], data["json"]
+        header = csv_bytes[: csv_bytes.find(b"\n")]
+        blocks = _blocks(name, csv_bytes, json_bytes)
+        tables[name] = BaseTable(name, header, csv_bytes, json_bytes, blocks)
+        if blocks is None:
+            tables[name].rows()  # parse now: a base that cannot be read fails here
+    return BaseVersion(folder.name, descriptor, tables)
 
 
 def _join_json(lines: list[bytes]) -> bytes:
@@ -197,20 +303,53 @@ def splice(
     out: dict[str, tuple[bytes, bytes]] = {}
     counts: dict[str, int] = {}
     for name in TABLES:
+        table = base.tables[name]
         header, _ = split_csv_rows(new[name][0])
-        if header != base.header[name]:
+        if header != table.header:
             raise DeltaUnusable(f"the {name} header differs from the base version's")
         fresh = table_records(name, *new[name])
         stray = {r[1] for r in fresh} - replaced
         if stray:
             raise ValueError(f"new {name} rows of sources not replaced: {sorted(stray)[:3]}")
-        merged = [r for r in base.rows[name] if r[1] not in replaced] + fresh
+        blocks = _merge_blocks(table, replaced, fresh)
+        if blocks is not None:
+            csv_bytes = b"".join([header, b"\n", *(b.csv for b in blocks)])
+            json_bytes = _join_json([b.json for b in blocks])
+            out[name], counts[name] = (csv_bytes, json_bytes), sum(b.count for b in blocks)
+            continue
+        merged = [r for r in table.rows() if r[1] not in replaced] + fresh
         merged.sort(key=lambda r: r[0])
         _unique_keys(name, merged)
         csv_bytes = header + b"\n" + b"".join(r[2] + b"\n" for r in merged)
         out[name] = (csv_bytes, _join_json([r[3] for r in merged]))
         counts[name] = len(merged)
     return out, counts
+
+
+def _merge_blocks(table: BaseTable, replaced: set[str], fresh: list[Row]) -> list[Block] | None:
+    """The kept blocks and the new rows' blocks in key order, when they follow each other
+    without overlapping (then every key is unique); None to merge row by row."""
+    if table.blocks is None:
+        return None
+    fresh = sorted(fresh, key=lambda r: r[0])
+    new: list[Block] = []
+    for source, group in itertools.groupby(fresh, key=lambda r: r[1]):
+        rows = list(group)
+        csv_part = b"".join(r[2] + b"\n" for r in rows)
+        json_part = b",\n".join(r[3] for r in rows)
+        new.append(Block(source, rows[0][0], rows[-1][0], csv_part, json_part, len(rows)))
+    if len({b.source for b in new}) != len(new):
+        return None  # a source's new rows apart
+    if any(a[0] >= b[0] for a, b in itertools.pairwise(fresh)):
+        return None  # a repeated key: the row-by-row merge names it
+    blocks = sorted([b for b in table.blocks if b.source not in replaced] + new, key=_first)
+    if any(a.last >= b.first for a, b in itertools.pairwise(blocks)):
+        return None
+    return blocks
+
+
+def _first(block: Block) -> tuple[str, ...]:
+    return block.first
 
 
 def _unique_keys(name: str, ordered: list[Row]) -> None:
