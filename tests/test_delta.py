@@ -13,6 +13,7 @@ import pytest
 from _helpers import files_under
 
 from reportdata import pipeline
+from reportdata.catalog import count_rows
 from reportdata.delta import DeltaUnusable, split_csv_rows, split_json_rows
 from reportdata.errors import PublishError, ValidationFailed
 from reportdata.publish import DatasetInfo, publish, read_base, render_csv, render_json
@@ -86,6 +87,11 @@ def test_a_spliced_version_is_byte_for_byte_the_whole_one(tmp_path, seed):
     assert (a.version, a.new) == (b.version, b.new) == ("2.0.0", True)  # a source removed
     assert a.counts == b.counts and a.counts["documents"] == len(docs)
     assert _version_files(whole) == _version_files(spliced)
+    catalog = json.loads((spliced / "catalog.json").read_text("utf-8"))
+    (entry,) = [v for v in catalog["datasets"][0]["versions"] if v["version"] == "2.0.0"]
+    for res in entry["resources"]:  # counts the publisher gave are those of the files
+        if "rows" in res:
+            assert res["rows"] == count_rows(spliced / res["path"], res["format"]), res["path"]
     changes = json.loads((spliced / "county/2.0.0/changes.json").read_text("utf-8"))
     assert changes["sources"] == {
         "added": sorted(added),

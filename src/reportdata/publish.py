@@ -71,6 +71,7 @@ DATAPACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 FINGERPRINT_KEY = "reportdata:fingerprint"
 INPUTS_KEY = "reportdata:inputs"  # what the version was made from (pipeline.inputs_fingerprint)
 LATEST = "latest.json"
+_FORMATS = ("csv", "json")
 CHANGES = "changes.json"
 CHANGELOG = "CHANGELOG.md"
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
@@ -461,7 +462,7 @@ def _check_spliced(folder: Path, rows: Mapping[str, list[dict[str, Any]]]) -> Va
             )  # fmt: skip
     if errors:
         return ValidationReport(ok=False, errors=errors)
-    part = folder.parent / f".tmp-check-{secrets.token_hex(4)}"
+    part = folder / ".new-rows"  # inside the version's temporary folder: gone before its rename
     try:
         part.mkdir()
         resources = []
@@ -578,7 +579,10 @@ def _publish_locked(
     target = _write_version(
         dataset_dir, metadata, version, created, rendered, fp, changes, inputs, check
     )
-    finish_release(published_dir, info.name, info.title, version)
+    written = {  # rows of the files just written: the catalog need not count them again
+        f"{info.name}/{version}/{name}.{ext}": counts[name] for name in TABLES for ext in _FORMATS
+    }
+    finish_release(published_dir, info.name, info.title, version, written)
     return PublishResult(info.name, version, target, True, counts)
 
 
@@ -698,9 +702,10 @@ def _locked(path: Path):
     return exclusive_lock(path, PublishError)
 
 
-def _write_index(published_dir: Path) -> None:
+def _write_index(published_dir: Path, rows: Mapping[str, int] | None = None) -> None:
     """catalog.json and the pages, under the lock of the whole published/ folder (every
-    dataset's publisher writes them), after removing what crashed writes left."""
+    dataset's publisher writes them), after removing what crashed writes left; ``rows``: the
+    row counts of files the caller just wrote (see `build_catalog`)."""
     from reportdata.catalog import build_catalog, write_catalog
     from reportdata.site import write_site
 
@@ -709,12 +714,18 @@ def _write_index(published_dir: Path) -> None:
         pages += [d / "index.html" for d in published_dir.iterdir() if d.is_dir()]
         for page in pages:
             remove_temp_siblings(page)
-        catalog = build_catalog(published_dir)  # hashes every file: build it once for both
+        catalog = build_catalog(published_dir, rows=rows)  # built once for both
         write_catalog(published_dir, catalog=catalog)
         write_site(published_dir, catalog)
 
 
-def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -> None:
+def finish_release(
+    published_dir: Path,
+    dataset: str,
+    title: str,
+    latest: str,
+    rows: Mapping[str, int] | None = None,
+) -> None:
     """Bring what derives from the version folders up to date, then move the latest pointer.
 
     In order: the dataset's CHANGELOG.md and its all-versions DuckDB file, then latest.json
@@ -733,7 +744,7 @@ def finish_release(published_dir: Path, dataset: str, title: str, latest: str) -
             build_warehouse(dataset_dir, dataset, latest=latest)
         if _read_latest(dataset_dir) != latest:
             _write_latest(dataset_dir, latest)
-        _write_index(published_dir)
+        _write_index(published_dir, rows)
     except OSError as exc:
         raise PublishError(
             f"Could not finish release {latest} in {dataset_dir}: {exc.strerror or exc}."
