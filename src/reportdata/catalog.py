@@ -1,9 +1,13 @@
 """The catalog of everything published: ``published/catalog.json``.
 
 One entry a dataset, its versions newest first, each file with its size, sha256 and (for
-tables in CSV and JSON) its row count, all read from the files themselves. A published
-version never changes, so the entry of a version whose datapackage.json and file sizes are
-those the previous catalog.json recorded is taken from there, not hashed and counted again.
+tables in CSV and JSON) its row count, all read from the files themselves (a row count the
+caller already knows, having just written the file, may be handed in instead). Each version
+entry also carries ``reasons``, the first 20 reasons of its changes.json (what the version
+changed, in words), and ``reasons_total``, how many it lists: the pages show the history
+without reading any changes.json. A published version never changes, so the entry of a
+version whose datapackage.json and file sizes are those the previous catalog.json recorded
+is taken from there, not hashed and counted again.
 Paths are POSIX paths relative to the folder holding ``catalog.json``; ``url`` is the path,
 or the base URL joined with it. The same tree always gives the same bytes: nothing depends on
 the clock.
@@ -15,6 +19,7 @@ import csv
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +37,9 @@ _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _BASE_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
 _ROW_FORMATS = ("csv", "json")
+REASONS = 20  # reasons of a version kept in its catalog entry
+# A quote, when the byte before it or the one after it is no delimiter, newline or quote.
+_CSV_ODD_QUOTE = re.compile(rb'"(?:(?<=[^,\n"]")|[^,\n"])')
 
 
 # ---------------------------------------------------------------------------- reading
@@ -97,12 +105,39 @@ def count_rows(path: Path, fmt: str) -> int | None:
     or items of a JSON array; None for JSON that is no array (no table)."""
     try:
         if fmt == "csv":
-            with open(path, encoding="utf-8", newline="") as fh:
-                return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+            records = _csv_records(path.read_bytes())
+            if records is None:  # a file the fast count cannot be sure of: csv.reader's count
+                with open(path, encoding="utf-8", newline="") as fh:
+                    records = sum(1 for _ in csv.reader(fh))
+            return max(records - 1, 0)
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
         raise PublishError(f"Cannot count the rows of {path}: {exc}.") from exc
     return len(data) if isinstance(data, list) else None
+
+
+def _csv_records(data: bytes) -> int | None:
+    """The records csv.reader reads from UTF-8 ``data`` (empty lines included), counted
+    without parsing a cell; None when the file is not plain enough to be sure: a carriage
+    return or NUL, no final newline, a quote left open or one not around a whole cell.
+
+    Cut at every quote, the pieces at odd places are the insides of quoted cells (a doubled
+    quote cuts one in two, around an empty piece). Joined by a quote, the other pieces hold
+    every newline that ends a record, and each quote must stand between delimiters,
+    newlines and quotes (or the file's ends): then csv.reader quotes exactly those cells.
+    """
+    if not data:
+        return 0
+    if data[-1:] != b"\n" or b"\r" in data or b"\0" in data:
+        return None
+    data.decode("utf-8")  # UnicodeDecodeError, as csv.reader's file would raise
+    pieces = data.split(b'"')
+    if len(pieces) % 2 == 0:
+        return None
+    outside = b'"'.join(pieces[0::2]) if len(pieces) > 1 else data
+    if _CSV_ODD_QUOTE.search(outside):
+        return None
+    return outside.count(b"\n")
 
 
 def _file_facts(path: Path) -> tuple[int, str]:
@@ -166,8 +201,34 @@ def _reusable(root: Path, old: Any, datapackage: dict, listed: list[tuple[str, s
         return False
 
 
+def history_of(changes: Any) -> dict[str, Any]:
+    """``bump``, ``reasons`` (the first `REASONS`) and ``reasons_total`` of a version, from
+    its parsed changes.json (None when it has none)."""
+    changes = changes if isinstance(changes, dict) else {}
+    reasons = changes.get("reasons")
+    reasons = reasons if isinstance(reasons, list) else []
+    return {
+        "bump": changes.get("bump"),
+        "reasons": reasons[:REASONS],
+        "reasons_total": len(reasons),
+    }
+
+
+def _kept_history(old: dict[str, Any]) -> dict[str, Any] | None:
+    """The bump and reasons a previous entry recorded; None when it has none (older shape)."""
+    reasons, total = old.get("reasons"), old.get("reasons_total")
+    if not isinstance(reasons, list) or isinstance(total, bool) or not isinstance(total, int):
+        return None
+    return {"bump": old.get("bump"), "reasons": reasons[:REASONS], "reasons_total": total}
+
+
 def _version_entry(
-    root: Path, name: str, version: str, linker: _Linker, old: Any = None
+    root: Path,
+    name: str,
+    version: str,
+    linker: _Linker,
+    old: Any = None,
+    rows: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     prefix = f"{name}/{version}"
     package = read_json(root / prefix / "datapackage.json")
@@ -175,25 +236,42 @@ def _version_entry(
         raise PublishError(f"{root / prefix / 'datapackage.json'} is not a JSON object.")
     listed = _listed(root / prefix, prefix, package)
     datapackage = _file_entry(root, f"{prefix}/datapackage.json", linker)
+    changes_path = root / prefix / CHANGES
     if old is not None and _reusable(root, old, datapackage, listed):
         resources = [{**r, "url": linker.url(r["path"])} for r in old["resources"]]
-        return {**old, "datapackage": datapackage, "resources": resources}
-    changes_path = root / prefix / CHANGES
-    changes = read_json(changes_path) if changes_path.is_file() else None
-    bump = changes.get("bump") if isinstance(changes, dict) else None
-    resources = []
-    for res_name, rel, fmt in listed:
-        entry: dict[str, Any] = {"name": res_name, "format": fmt, **_file_entry(root, rel, linker)}
-        rows = count_rows(root / rel, fmt) if fmt in _ROW_FORMATS else None
-        if rows is not None:
-            entry["rows"] = rows
-        resources.append(entry)
+        history = _kept_history(old)
+        if history is None:  # a catalog written before entries held reasons
+            history = history_of(read_json(changes_path) if changes_path.is_file() else None)
+        created, changes_rel = old.get("created"), old.get("changes")
+    else:
+        changes = read_json(changes_path) if changes_path.is_file() else None
+        history = history_of(changes)
+        changes_rel = f"{prefix}/{CHANGES}" if changes is not None else None
+        resources = []
+        for res_name, rel, fmt in listed:
+            entry: dict[str, Any] = {
+                "name": res_name,
+                "format": fmt,
+                **_file_entry(root, rel, linker),
+            }
+            if fmt in _ROW_FORMATS:
+                known = rows.get(rel) if rows is not None else None
+                if known is not None:
+                    counted: int | None = int(known)
+                elif rel == changes_rel and fmt == "json":  # parsed above already
+                    counted = len(changes) if isinstance(changes, list) else None
+                else:
+                    counted = count_rows(root / rel, fmt)
+                if counted is not None:
+                    entry["rows"] = counted
+            resources.append(entry)
+        created = package.get("created")
     return {
         "version": version,
-        "created": package.get("created"),
-        "bump": bump,
+        "created": created,
+        **history,
         "datapackage": datapackage,
-        "changes": f"{prefix}/{CHANGES}" if changes is not None else None,
+        "changes": changes_rel,
         "resources": resources,
     }
 
@@ -203,11 +281,15 @@ def _optional(root: Path, rel: str) -> str | None:
 
 
 def _dataset_entry(
-    root: Path, name: str, linker: _Linker, old: dict[str, dict[str, Any]]
+    root: Path,
+    name: str,
+    linker: _Linker,
+    old: dict[str, dict[str, Any]],
+    rows: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     found = versions(root / name)
     newest = latest(root / name, found)
-    entries = [_version_entry(root, name, v, linker, old.get(f"{name}/{v}")) for v in found]
+    entries = [_version_entry(root, name, v, linker, old.get(f"{name}/{v}"), rows) for v in found]
     package = read_json(root / name / newest / "datapackage.json")
     return {
         "name": name,
@@ -221,18 +303,23 @@ def _dataset_entry(
     }
 
 
-def build_catalog(published_dir: Path, base_url: str | None = None) -> dict[str, Any]:
+def build_catalog(
+    published_dir: Path, base_url: str | None = None, rows: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     """The catalog of every dataset published under ``published_dir``.
 
     ``base_url`` (like ``https://example.org/data``) makes every ``url`` absolute; without
-    it ``url`` equals ``path``. Raises PublishError when a published file cannot be read.
+    it ``url`` equals ``path``. ``rows`` maps a table file's path relative to
+    ``published_dir`` (like ``demo/1.2.0/indicators.json``) to its row count, known to the
+    caller that just wrote it: that file is then hashed but not read again to count its
+    rows. Raises PublishError when a published file cannot be read.
     """
     root = Path(published_dir)
     linker = _Linker(base_url)
     if not root.is_dir():
         raise PublishError(f"The published folder {root} does not exist.")
     old = _previous_entries(root)
-    datasets = [_dataset_entry(root, name, linker, old) for name in dataset_names(root)]
+    datasets = [_dataset_entry(root, name, linker, old, rows) for name in dataset_names(root)]
     created = [
         v["created"] for d in datasets for v in d["versions"] if isinstance(v["created"], str)
     ]

@@ -5,25 +5,33 @@ fetched when the page is viewed (a Content-Security-Policy says so to the browse
 string taken from the data or a descriptor is HTML-escaped; every link is a relative path built
 here from checked names, except source and licence links, which must be plain http(s) URLs.
 The same published tree always gives the same bytes.
+
+The pages read the catalog, the latest version's datapackage.json and the CHANGELOG.md: the
+history's reasons come from the catalog (no changes.json is read), and the charts from the
+dataset's DuckDB file when it is current (else from the latest indicators.json and
+sections.json), so that their cost follows the figures drawn, not the size of the dataset.
 """
 
 from __future__ import annotations
 
+import heapq
 import html
 import math
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
-from reportdata.catalog import CATALOG, CHANGES, PAGE, build_catalog, read_json
+from reportdata.catalog import CATALOG, CHANGES, PAGE, build_catalog, history_of, read_json
 from reportdata.errors import PublishError
 from reportdata.fsutil import atomic_write_bytes
 
 _HEADING_RE = re.compile(r"(#{1,6})\s+(.*)")
 _BULLET_RE = re.compile(r"\s*[-*+]\s+(.*)")
+_URL_UNSAFE = re.compile(r"[\s\"'<>`]")  # \s: the characters str.isspace() accepts
 _MAX_BARS = 12
 _FAMILIES = {
     "money": "金额", "area": "面积", "length": "长度", "weight": "重量", "volume": "体积",
@@ -98,7 +106,7 @@ def href(*segments: str) -> str:
 
 def external_href(url: Any) -> str | None:
     """An escaped http(s) URL when ``url`` is one (host required, no spaces), else None."""
-    if not isinstance(url, str) or any(c.isspace() or c in "\"'<>`" for c in url):
+    if not isinstance(url, str) or _URL_UNSAFE.search(url):
         return None
     with_parts = urlsplit(url)
     if with_parts.scheme not in ("http", "https") or not with_parts.netloc:
@@ -198,31 +206,71 @@ def bar_chart(bars: list[Bar], title: str, color: str, name: str) -> str:
     return "".join(parts)
 
 
-def _money_rows(indicators: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
-    rows = []
-    for row in indicators:
-        value = _number(row.get("value_base"))
-        if row.get("unit_family") == "money" and value is not None and value > 0:
-            rows.append((row, value))
-    return rows
+class MoneyFigure(NamedTuple):
+    """A money figure with a positive value: what the money charts show of it."""
+
+    indicator_id: Any
+    subject: Any
+    quantity_text: Any
+    section_id: Any
+    value: float
 
 
-def _section_labels(sections: list[dict[str, Any]]) -> dict[str, str]:
+@dataclass
+class ChartData:
+    """What the three charts are drawn from: the money figures with a positive value in
+    indicator_id order (the order of the published tables, in which they are summed), the
+    number of figures of each unit family, and the label of each of their sections."""
+
+    money: list[MoneyFigure]
+    families: dict[str, int]
+    labels: dict[str, str]
+
+
+def _section_labels(sections: Iterable[tuple[Any, Any, Any]]) -> dict[str, str]:
+    """The label of each (section_id, heading, kind): its heading, else lead or untitled."""
     labels = {}
-    for s in sections:
-        heading = str(s.get("heading") or "")
-        kind = s.get("kind")
-        labels[str(s.get("section_id"))] = heading or ("导语" if kind == "lead" else "（无标题）")
+    for section_id, heading, kind in sections:
+        text = str(heading or "")
+        labels[str(section_id)] = text or ("导语" if kind == "lead" else "（无标题）")
     return labels
 
 
-def money_by_section(indicators: list[dict[str, Any]], sections: list[dict[str, Any]]) -> list[Bar]:
+def chart_rows(
+    indicators: list[dict[str, Any]], sections: list[dict[str, Any]] | None = None
+) -> ChartData:
+    """The charts' data from rows of the indicators and sections tables, in one pass."""
+    money = []
+    families: dict[str, int] = {}
+    for row in indicators:
+        family = row.get("unit_family")
+        name = str(family or "other")
+        families[name] = families.get(name, 0) + 1
+        if family == "money":
+            value = _number(row.get("value_base"))
+            if value is not None and value > 0:
+                money.append(
+                    MoneyFigure(
+                        row.get("indicator_id"),
+                        row.get("subject"),
+                        row.get("quantity_text"),
+                        row.get("section_id"),
+                        value,
+                    )
+                )
+    labels = _section_labels(
+        (s.get("section_id"), s.get("heading"), s.get("kind")) for s in sections or []
+    )
+    return ChartData(money, families, labels)
+
+
+def section_bars(data: ChartData) -> list[Bar]:
     """Sum of money figures (value_base, 元) by section heading, largest first."""
-    labels = _section_labels(sections)
     sums: dict[str, float] = defaultdict(float)
-    for row, value in _money_rows(indicators):
-        sid = str(row.get("section_id"))
-        sums[labels.get(sid, sid)] += value
+    labels = data.labels
+    for figure in data.money:
+        sid = str(figure.section_id)
+        sums[labels.get(sid, sid)] += figure.value
     ranked = sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
     if len(ranked) > _MAX_BARS:
         rest = sum(v for _, v in ranked[_MAX_BARS - 1 :])
@@ -230,24 +278,38 @@ def money_by_section(indicators: list[dict[str, Any]], sections: list[dict[str, 
     return [Bar(label, value, money(value)) for label, value in ranked]
 
 
-def figures_by_family(indicators: list[dict[str, Any]]) -> list[Bar]:
+def family_bars(data: ChartData) -> list[Bar]:
     """How many figures of each unit family, most first."""
-    counts = Counter(str(r.get("unit_family") or "other") for r in indicators)
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked = sorted(data.families.items(), key=lambda kv: (-kv[1], kv[0]))
     return [
         Bar(f"{_FAMILIES.get(family, family)} ({family})", count, f"{count} 个")
         for family, count in ranked
     ]
 
 
+def largest_bars(data: ChartData, limit: int = 10) -> list[Bar]:
+    """The largest money figures, each labelled with its subject and written quantity (ties
+    in indicator_id order)."""
+    top = heapq.nsmallest(limit, data.money, key=lambda f: (-f.value, str(f.indicator_id)))
+    return [
+        Bar(str(f.subject or "（未命名）"), f.value, str(f.quantity_text or "") or money(f.value))
+        for f in top
+    ]
+
+
+def money_by_section(indicators: list[dict[str, Any]], sections: list[dict[str, Any]]) -> list[Bar]:
+    """Sum of money figures (value_base, 元) by section heading, largest first."""
+    return section_bars(chart_rows(indicators, sections))
+
+
+def figures_by_family(indicators: list[dict[str, Any]]) -> list[Bar]:
+    """How many figures of each unit family, most first."""
+    return family_bars(chart_rows(indicators))
+
+
 def largest_money(indicators: list[dict[str, Any]], limit: int = 10) -> list[Bar]:
     """The largest money figures, each labelled with its subject and written quantity."""
-    rows = sorted(_money_rows(indicators), key=lambda rv: (-rv[1], str(rv[0].get("indicator_id"))))
-    bars = []
-    for row, value in rows[:limit]:
-        written = str(row.get("quantity_text") or "") or money(value)
-        bars.append(Bar(str(row.get("subject") or "（未命名）"), value, written))
-    return bars
+    return largest_bars(chart_rows(indicators), limit)
 
 
 # ---------------------------------------------------------------------------- markdown
@@ -376,10 +438,8 @@ class DatasetFiles:
     """What a dataset page reads besides the catalog."""
 
     package: dict[str, Any]
-    changes: dict[str, dict[str, Any]]
     changelog: str | None
-    indicators: list[dict[str, Any]]
-    sections: list[dict[str, Any]]
+    charts: ChartData
 
 
 def _table_file(root: Path, version: dict[str, Any], filename: str) -> list[dict[str, Any]]:
@@ -390,15 +450,66 @@ def _table_file(root: Path, version: dict[str, Any], filename: str) -> list[dict
     return []
 
 
+# What the charts need of the latest version, from the dataset's DuckDB file: the money
+# figures in the order of the published tables, the figures by unit family, their sections.
+_MONEY_SQL = """
+SELECT indicator_id, subject, quantity_text, section_id, value_base FROM latest_indicators
+WHERE unit_family = 'money' AND isfinite(value_base) AND value_base > 0
+ORDER BY indicator_id"""
+_FAMILIES_SQL = "SELECT unit_family, count(*) FROM latest_indicators GROUP BY unit_family"
+_SECTIONS_SQL = """
+SELECT section_id, heading, kind FROM latest_sections WHERE section_id IN (
+  SELECT section_id FROM latest_indicators
+  WHERE unit_family = 'money' AND isfinite(value_base) AND value_base > 0)"""
+
+
+def warehouse_charts(root: Path, dataset: dict[str, Any]) -> ChartData | None:
+    """The charts' data from the dataset's DuckDB file, opened read-only, when it is current
+    (its latest version is the catalog's); None when there is no such file or it cannot be
+    read, and the charts are then drawn from the latest version's JSON tables."""
+    import duckdb
+
+    rel = dataset.get("duckdb")
+    if not rel or not (root / rel).is_file():
+        return None
+    try:
+        con = duckdb.connect(str(root / rel), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        if con.execute("SELECT version FROM versions WHERE is_latest").fetchall() != [
+            (dataset["latest"],)
+        ]:
+            return None
+        money = [MoneyFigure(*row) for row in con.execute(_MONEY_SQL).fetchall()]
+        families: dict[str, int] = {}
+        for family, count in con.execute(_FAMILIES_SQL).fetchall():
+            name = str(family or "other")
+            families[name] = families.get(name, 0) + count
+        labels = _section_labels(con.execute(_SECTIONS_SQL).fetchall())
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return ChartData(money, families, labels)
+
+
+def load_charts(root: Path, dataset: dict[str, Any]) -> ChartData:
+    """The charts' data of the dataset's latest version: from its DuckDB file when that is
+    current, else from the version's indicators.json and sections.json."""
+    found = warehouse_charts(root, dataset)
+    if found is not None:
+        return found
+    latest = latest_entry(dataset)
+    return chart_rows(
+        _table_file(root, latest, "indicators.json"), _table_file(root, latest, "sections.json")
+    )
+
+
 def load_files(root: Path, dataset: dict[str, Any]) -> DatasetFiles:
-    """Read the latest descriptor and tables, every changes.json and the changelog."""
+    """Read the latest descriptor, the changelog and what the charts need."""
     latest = latest_entry(dataset)
     package = read_json(root / latest["datapackage"]["path"])
-    changes = {}
-    for v in dataset["versions"]:
-        if v["changes"]:
-            data = read_json(root / v["changes"])
-            changes[v["version"]] = data if isinstance(data, dict) else {}
     changelog = None
     if dataset["changelog"]:
         try:
@@ -407,21 +518,18 @@ def load_files(root: Path, dataset: dict[str, Any]) -> DatasetFiles:
             raise PublishError(f"Cannot read {root / dataset['changelog']}: {exc}.") from exc
     return DatasetFiles(
         package=package if isinstance(package, dict) else {},
-        changes=changes,
         changelog=changelog,
-        indicators=_table_file(root, latest, "indicators.json"),
-        sections=_table_file(root, latest, "sections.json"),
+        charts=load_charts(root, dataset),
     )
 
 
-def _charts(files: DatasetFiles, version: str) -> str:
+def _charts(data: ChartData, version: str) -> str:
     specs = [
-        ("largest-money", "金额最大的数字（前 10 个）", "#ea580c",
-         largest_money(files.indicators), "按折算成元的金额排列，数值照原文写法。"),
-        ("money-by-section", "各章节金额合计", "#2563eb",
-         money_by_section(files.indicators, files.sections),
+        ("largest-money", "金额最大的数字（前 10 个）", "#ea580c", largest_bars(data),
+         "按折算成元的金额排列，数值照原文写法。"),
+        ("money-by-section", "各章节金额合计", "#2563eb", section_bars(data),
          "同一章节中所有金额（折算成元）相加；不同用途的金额相加只作规模参考。"),
-        ("figures-by-family", "数字按类别统计", "#0d9488", figures_by_family(files.indicators),
+        ("figures-by-family", "数字按类别统计", "#0d9488", family_bars(data),
          "每个类别的数字个数。"),
     ]  # fmt: skip
     cards = []
@@ -441,18 +549,34 @@ def _charts(files: DatasetFiles, version: str) -> str:
     )
 
 
-def _reasons(change: dict[str, Any]) -> str:
-    reasons = change.get("reasons")
+def _history_of(root: Path, version: dict[str, Any]) -> dict[str, Any]:
+    """A version's bump and reasons as its catalog entry has them (read from its
+    changes.json only for an entry of a catalog made before entries held them)."""
+    if "reasons" in version or not version.get("changes"):
+        return version
+    history = history_of(read_json(root / version["changes"]))
+    return {**version, **history, "bump": version.get("bump") or history["bump"]}
+
+
+def _reasons(version: dict[str, Any]) -> str:
+    reasons = version.get("reasons")
     if not isinstance(reasons, list) or not reasons:
         return '<span class="muted">—</span>'
-    return "<ul>" + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>"
+    items = "".join(f"<li>{esc(r)}</li>" for r in reasons)
+    total = version.get("reasons_total")
+    more = total - len(reasons) if isinstance(total, int) else 0
+    if more > 0:
+        text = f"… 另有 {more} 条"
+        shown = _link(version["changes"], text) if version.get("changes") else esc(text)
+        items += f'<li class="muted">{shown}</li>'
+    return f"<ul>{items}</ul>"
 
 
-def _history(dataset: dict[str, Any], files: DatasetFiles) -> str:
+def _history(root: Path, dataset: dict[str, Any]) -> str:
     rows = []
-    for v in dataset["versions"]:
-        change = files.changes.get(v["version"], {})
-        bump = v.get("bump") or change.get("bump")
+    for entry in dataset["versions"]:
+        v = _history_of(root, entry)
+        bump = v.get("bump")
         badge = (
             f'<span class="badge {esc(bump)}">{esc(_BUMPS.get(str(bump), bump))}</span>'
             if bump
@@ -462,7 +586,7 @@ def _history(dataset: dict[str, Any], files: DatasetFiles) -> str:
         rows.append(
             f'<tr data-version="{esc(v["version"])}"><td><b>{esc(v["version"])}</b>{mark}</td>'
             f"<td>{esc(_date(v.get('created')))}</td><td>{badge}</td>"
-            f"<td>{_reasons(change)}</td></tr>"
+            f"<td>{_reasons(v)}</td></tr>"
         )
     return (
         '<section id="history" class="card"><h2>版本历史</h2><div class="scroll"><table>'
@@ -605,8 +729,8 @@ def dataset_page(root: Path, dataset: dict[str, Any], catalog: dict[str, Any]) -
     body = (
         f'<h1>{esc(dataset["title"])}</h1><p class="lede">{esc(dataset["description"])}</p>'
         f'<div class="stats">{stats}</div>{_about(files)}'
-        + _charts(files, dataset["latest"])
-        + _history(dataset, files)
+        + _charts(files.charts, dataset["latest"])
+        + _history(root, dataset)
         + _changelog(files.changelog)
         + _tables(files, latest)
         + _downloads(dataset)
