@@ -99,3 +99,42 @@ def test_the_dask_runner_sends_extraction_to_the_cluster(prefect_server, tmp_pat
         )
     extract = [t for t in tasks if t.name.startswith("extract-sources")]
     assert len(extract) == 6  # 2 workers x 4 chunks asked for, at most one a source
+
+
+_RERUN = """
+import sys
+from pathlib import Path
+from reportdata.project import load
+from reportdata.runner import run_datasets
+(summary,) = run_datasets(load(Path(sys.argv[1])), ["district"], progress=False, runner="dask")
+print(summary.version, summary.new, "distributed" in sys.modules)
+"""
+
+
+def test_a_dask_run_with_nothing_to_extract_imports_no_dask(prefect_server, tmp_path):
+    """The Dask runner is imported and its cluster started on the first extraction task sent
+    to it: an unchanged rerun pays for neither, nor does a run with one changed report."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    root = _project(tmp_path, 3)
+    first = subprocess.run([str(CLI), "run", "--no-progress"], cwd=root, env=env, timeout=600)
+    assert first.returncode == 0
+
+    def rerun() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _RERUN, str(root)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    assert rerun() == "1.0.0 False False"
+    brief = root / "raw/embedded/brief-1.txt"
+    brief.write_text(brief.read_text("utf-8").replace("11个", "12个"), "utf-8")
+    assert rerun() == "1.0.1 True False"  # one report is extracted in the flow's process
+    for n in (0, 2):
+        brief = root / f"raw/embedded/brief-{n}.txt"
+        brief.write_text(brief.read_text("utf-8").replace("新增", "全年新增"), "utf-8")
+    assert rerun().split()[1:] == ["True", "True"]  # two go to the cluster

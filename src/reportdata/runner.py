@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from reportdata.errors import ReportdataError
 from reportdata.pipeline import ReleaseSummary
@@ -158,20 +159,23 @@ def _flow(runner: str, address: str | None, workers: int):
         return publish_dataset, 1
     if runner != "dask":
         raise ReportdataError(f"Unknown runner {runner!r}; use 'default' or 'dask'.")
-    from prefect_dask import DaskTaskRunner
+    from reportdata.dask_runner import LazyDaskTaskRunner
 
-    if address:
-        task_runner = DaskTaskRunner(address=address)
-    else:
-        task_runner = DaskTaskRunner(
-            cluster_kwargs={
+    options: dict[str, Any] = (
+        {"address": address}
+        if address
+        else {
+            "cluster_kwargs": {
                 "n_workers": workers,
                 "threads_per_worker": 1,
                 "processes": True,
                 "dashboard_address": None,
             }
-        )
-    return publish_dataset.with_options(task_runner=task_runner), max(1, workers) * 4
+        }
+    )
+    return publish_dataset.with_options(task_runner=LazyDaskTaskRunner(**options)), max(
+        1, workers
+    ) * 4
 
 
 def _user_error(state) -> ReportdataError | None:
