@@ -11,7 +11,11 @@ dask``).
 A source that fails (unreachable, unreadable, invalid figures) is reported and keeps the rows
 it had in the latest release; the other sources still publish. A rerun whose inputs (raw
 bytes, sources.yaml entries, extractor code) are those of the newest release ends after the
-pulls: it decides from the snapshots alone, reading no rows.
+pulls: it decides from the snapshots alone, reading no rows. Otherwise, when the newest
+release's note names the inputs of each source, only the sources whose inputs changed are
+extracted, validated and rendered, and the others keep that release's rows unread
+(`reportdata.delta`); a single report is extracted in the flow's process, without waiting for
+a Dask cluster.
 """
 
 from __future__ import annotations
@@ -291,9 +295,13 @@ def publish_dataset(
                     for s in sources
                     if s.id not in pulled["failures"] and (plan is None or s.id in plan.replaced)
                 ]
-                batches = _chunks(readable, chunks)
-                futures = extract_chunk.map(unmapped(root), unmapped(dataset), batches)
-                for part in (f.result() for f in futures):
+                if len(readable) > 1:
+                    batches = _chunks(readable, chunks)
+                    futures = extract_chunk.map(unmapped(root), unmapped(dataset), batches)
+                    parts = [f.result() for f in futures]
+                else:  # one report: here, rather than wait for a Dask cluster to start
+                    parts = [extract_chunk(root, dataset, readable)] if readable else []
+                for part in parts:
                     extracted.rows.update(part.rows)
                     extracted.keys.update(part.keys)
                     extracted.failures.update(part.failures)
