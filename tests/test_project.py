@@ -300,3 +300,39 @@ def test_a_source_entry_is_flat_so_its_cache_key_reads_its_fields_directly():
     assert entry == json.dumps(vars(source), sort_keys=True, ensure_ascii=False)
     retitled = dataclasses.replace(source, title="x")
     assert source_key(source, "0" * 64) != source_key(retitled, "0" * 64)
+
+
+def test_a_parsed_registry_is_kept_as_json_keyed_by_its_text(tmp_path, monkeypatch) -> None:
+    """The second load of the same sources.yaml (in a new process: the in-process cache is
+    cleared here) reads the JSON copy, not the YAML; an edit, a broken copy or values JSON
+    cannot hold (an unquoted date) go back to parsing the YAML."""
+    from reportdata import project as module
+
+    root = write(tmp_path, GOOD).parent
+    first = load(root)
+    copy = root / ".reportdata" / "cache" / "sources.json"
+    assert copy.is_file()
+
+    parsed: list[str] = []
+    real = module._parse
+
+    def counting(text: str):
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(module, "_parse", counting)
+    again = load(root)
+    assert parsed == [] and again.sources == first.sources and again.datasets == first.datasets
+
+    write(root, GOOD.replace("某县报告中的数字", "某县报告"))
+    assert load(root).dataset("demo").title == "某县报告" and len(parsed) == 1
+    assert load(root).dataset("demo").title == "某县报告" and len(parsed) == 1  # copy again
+
+    copy.write_text("{not json", encoding="utf-8")
+    assert load(root).dataset("demo").title == "某县报告" and len(parsed) == 2
+
+    copy.unlink()
+    write(root, GOOD.replace('published: "2023"', "published: 2023-05-01"))
+    for _ in range(2):
+        assert load(root).sources[0].published == "2023-05-01"
+    assert len(parsed) == 4 and not copy.exists()  # a date is no JSON value: never copied

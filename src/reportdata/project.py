@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -221,11 +224,31 @@ def _parse(text: str) -> Any:
     return yaml.load(text, Loader=_SAFE_LOADER)
 
 
+def _parsed(root: Path, text: str) -> Any:
+    """sources.yaml's text as plain values: from `_parse`, or from a JSON copy of the parse
+    under .reportdata/ whose sha256 of the text matches (10,000 sources take 2 s to parse as
+    YAML, 0.05 s to read as JSON). The copy is written only when JSON holds the values
+    exactly (no dates, no keys other than text); any problem with it is a miss."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    copy = root / ".reportdata" / "cache" / "sources.json"
+    with contextlib.suppress(OSError, ValueError):
+        saved = json.loads(copy.read_text(encoding="utf-8"))
+        if isinstance(saved, dict) and saved.get("sha256") == digest:
+            return saved.get("doc")
+    doc = _parse(text)
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        body = json.dumps({"sha256": digest, "doc": doc}, ensure_ascii=False)
+        if json.loads(body)["doc"] == doc:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(copy, body.encode("utf-8"))
+    return doc
+
+
 def load(root: Path) -> Project:
     """Read and check sources.yaml; every problem is one sentence naming the entry."""
     path = root / SOURCES_FILE
     try:
-        doc = _parse(path.read_text(encoding="utf-8")) or {}
+        doc = _parsed(root, path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ProjectError(_yaml_problem(exc)) from exc
     except UnicodeDecodeError as exc:
