@@ -911,9 +911,8 @@ def _dask_reading(results: list[dict]) -> list[str]:
     return [
         f"- Dask at {small['n']:,} reports, wall against the default runner: {walls}. "
         f"Extraction, the only step Dask spreads: {extract}. Starting the local cluster and "
-        "the workers' imports cost every run that extracts; an unchanged rerun starts no "
-        "cluster but still imports prefect-dask and distributed "
-        f"({orch} outside the steps, against "
+        "the workers' imports cost every run that sends extraction to it; an unchanged rerun "
+        f"starts no cluster ({orch} outside the steps, against "
         f"{_s(base['unchanged']['orchestration'])} s for the default runner). With 1-3 KB "
         "reports on two cores Dask does not pay; it is for extraction-heavy runs (many PDFs) "
         "or a cluster with more cores."
