@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _helpers import Route, http_server
+from _helpers import ConditionalServer, Route, http_server
 
 from reportdata.locking import run_lock
 
@@ -227,54 +227,6 @@ def test_a_second_run_gives_up_while_the_first_holds_the_project(prefect_server,
     assert done["version"] == "1.0.0"
 
 
-class _ConditionalServer:
-    """Reports on 127.0.0.1 answering If-None-Match with 304; counts answers and connections."""
-
-    def __init__(self, bodies: dict[str, bytes]) -> None:
-        import hashlib
-        import threading
-        from collections import Counter
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.answers: Counter[int] = Counter()
-        self.connections = 0
-        tags = {path: f'"{hashlib.sha256(b).hexdigest()[:16]}"' for path, b in bodies.items()}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keeps connections open between requests
-
-            def setup(self) -> None:
-                outer.connections += 1
-                super().setup()
-
-            def do_GET(self) -> None:
-                body, tag = bodies[self.path], tags[self.path]
-                fresh = self.headers.get("If-None-Match") == tag
-                outer.answers[304 if fresh else 200] += 1
-                self.send_response(304 if fresh else 200)
-                self.send_header("ETag", tag)
-                if not fresh:
-                    self.send_header("Content-Type", "text/plain; charset=utf-8")
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if not fresh:
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
     prefect_server, tmp_path, counted, cached_reads, monkeypatch
 ):
@@ -283,7 +235,7 @@ def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
     from flows.publish_dataset import publish_dataset
     from reportdata import pipeline
 
-    server = _ConditionalServer({f"/r/{n}.txt": _report(n).encode("utf-8") for n in range(300)})
+    server = ConditionalServer({f"/r/{n}.txt": _report(n).encode("utf-8") for n in range(300)})
     try:
         sources = [{"id": f"r-{n}", "url": f"{server.base}/r/{n}.txt"} for n in range(300)]
         _project(tmp_path, sources)

@@ -9,7 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _helpers import SENTENCES, TRADITIONAL, Route, files_under, http_server
+from _helpers import (
+    SENTENCES,
+    TRADITIONAL,
+    ConditionalServer,
+    Route,
+    files_under,
+    http_server,
+)
 
 from reportdata import pull as pull_module
 from reportdata import read
@@ -295,60 +302,18 @@ def test_a_binary_body_is_refused_and_nothing_is_written(tmp_path: Path) -> None
     assert files_under(project.raw_dir) == {}
 
 
-@pytest.fixture
-def kept_alive():
-    """A 127.0.0.1 HTTP/1.1 server of one report with an ETag (304 to If-None-Match) that
-    counts the connections opened to it and the answers it gave."""
-    import threading
-    from collections import Counter
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    body, tag = SENTENCES.encode(), '"r1"'
-    seen = {"connections": 0, "answers": Counter()}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keeps the connection open between requests
-
-        def setup(self) -> None:
-            seen["connections"] += 1
-            super().setup()
-
-        def do_GET(self) -> None:
-            fresh = self.headers.get("If-None-Match") == tag
-            seen["answers"][304 if fresh else 200] += 1
-            self.send_response(304 if fresh else 200)
-            self.send_header("ETag", tag)
-            if not fresh:
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if not fresh:
-                self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    seen["url"] = f"http://127.0.0.1:{server.server_address[1]}/report.txt"
+def test_answers_of_304_keep_the_connection_for_the_next_pull(tmp_path: Path) -> None:
+    server = ConditionalServer({"/report.txt": SENTENCES.encode()})
     try:
-        yield seen
+        project, web = web_project(tmp_path, f"{server.base}/report.txt")
+        with pull_module.http_client(connections=1) as client:
+            first = pull(project, web, client=client)
+            again = [pull(project, web, client=client) for _ in range(20)]
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def test_answers_of_304_keep_the_connection_for_the_next_pull(tmp_path: Path, kept_alive) -> None:
-    project, web = web_project(tmp_path, kept_alive["url"])
-    with pull_module.http_client(connections=1) as client:
-        first = pull(project, web, client=client)
-        again = [pull(project, web, client=client) for _ in range(20)]
+        server.close()
     assert first.new and all(r.not_modified for r in again)
-    assert kept_alive["answers"] == {200: 1, 304: 20}
-    assert kept_alive["connections"] == 1  # every answer read to its end and given back
+    assert server.answers == {200: 1, 304: 20}
+    assert server.connections == 1  # every answer read to its end and given back
 
 
 def test_the_proxy_the_environment_names_is_used(
