@@ -224,31 +224,39 @@ def _parse(text: str) -> Any:
     return yaml.load(text, Loader=_SAFE_LOADER)
 
 
-def _parsed(root: Path, text: str) -> Any:
-    """sources.yaml's text as plain values: from `_parse`, or from a JSON copy of the parse
-    under .reportdata/ whose sha256 of the text matches (10,000 sources take 2 s to parse as
-    YAML, 0.05 s to read as JSON). The copy is written only when JSON holds the values
-    exactly (no dates, no keys other than text); any problem with it is a miss."""
+def _copy_path(root: Path) -> Path:
+    return root / ".reportdata" / "cache" / "sources.json"
+
+
+def _parsed(root: Path, text: str) -> tuple[Any, str | None]:
+    """sources.yaml's text as plain values, and its sha256 when they should be kept: read
+    from a JSON copy of the parse under .reportdata/ whose sha256 of the text matches
+    (10,000 sources take 2 s to parse as YAML, 0.1 s to read as JSON), else from `_parse`.
+    Any problem with the copy is a miss."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    copy = root / ".reportdata" / "cache" / "sources.json"
     with contextlib.suppress(OSError, ValueError):
-        saved = json.loads(copy.read_text(encoding="utf-8"))
+        saved = json.loads(_copy_path(root).read_text(encoding="utf-8"))
         if isinstance(saved, dict) and saved.get("sha256") == digest:
-            return saved.get("doc")
-    doc = _parse(text)
+            return saved.get("doc"), None
+    return _parse(text), digest
+
+
+def _keep(root: Path, digest: str, doc: Any) -> None:
+    """Keep the parse of a sources.yaml that loaded without a problem, when JSON holds its
+    values exactly (no dates, no keys other than text); best effort."""
     with contextlib.suppress(OSError, ValueError, TypeError):
         body = json.dumps({"sha256": digest, "doc": doc}, ensure_ascii=False)
         if json.loads(body)["doc"] == doc:
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(copy, body.encode("utf-8"))
-    return doc
+            _copy_path(root).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(_copy_path(root), body.encode("utf-8"))
 
 
 def load(root: Path) -> Project:
     """Read and check sources.yaml; every problem is one sentence naming the entry."""
     path = root / SOURCES_FILE
     try:
-        doc = _parsed(root, path.read_text(encoding="utf-8")) or {}
+        doc, digest = _parsed(root, path.read_text(encoding="utf-8"))
+        doc = doc or {}
     except yaml.YAMLError as exc:
         raise ProjectError(_yaml_problem(exc)) from exc
     except UnicodeDecodeError as exc:
@@ -319,6 +327,8 @@ def load(root: Path) -> Project:
             )
         )
     check_snapshot_folders(root, [s.id for s in sources])
+    if digest is not None:
+        _keep(root, digest, doc)
     return Project(root=root, datasets=datasets, sources=sources)
 
 
