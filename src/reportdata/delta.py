@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reportdata.errors import ValidationFailed
+from reportdata.errors import PublishError, ValidationFailed
 from reportdata.schema import TABLES, field_names, fields, primary_key
 
 SOURCE_FIELD = "document_id"
@@ -36,8 +36,9 @@ Row = tuple[tuple[str, ...], str, bytes, bytes]
 line (each without the separator that follows it)."""
 
 
-class DeltaUnusable(Exception):
-    """The previous version cannot be the base of a new one; the message says why."""
+class DeltaUnusable(PublishError):
+    """The previous version cannot be the base of a new one; the message says why (a run
+    that meets it after reading the base stops with that sentence, publishing nothing)."""
 
 
 _STRING = rb'"(?:[^"\\]++|\\.)*+"'  # a JSON string literal, escapes included
