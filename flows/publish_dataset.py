@@ -265,7 +265,8 @@ def publish_dataset(
     logger = get_run_logger()
     try:
         with run_lock(Path(root), timeout=lock_timeout):
-            project = load(Path(root))  # once: tasks get it (quoted: plain data, not walked)
+            # once: tasks get it (quoted: plain data, not walked); its parse is kept as JSON
+            project = load(Path(root), keep=True)
             sources = project.sources_of(dataset)
             pulled = pull_sources(quote(project), dataset)
             # Decide from the snapshots' keys alone whether the newest release is current:

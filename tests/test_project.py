@@ -303,14 +303,17 @@ def test_a_source_entry_is_flat_so_its_cache_key_reads_its_fields_directly():
 
 
 def test_a_parsed_registry_is_kept_as_json_keyed_by_its_text(tmp_path, monkeypatch) -> None:
-    """The second load of the same sources.yaml (in a new process: the in-process cache is
-    cleared here) reads the JSON copy, not the YAML; an edit, a broken copy or values JSON
-    cannot hold (an unquoted date) go back to parsing the YAML."""
+    """A run keeps the parse of sources.yaml as JSON; a later process (the in-process cache
+    is cleared here) reads that copy, not the YAML; an edit, a broken copy or values JSON
+    cannot hold (an unquoted date) go back to parsing the YAML. Other commands write no copy."""
     from reportdata import project as module
 
     root = write(tmp_path, GOOD).parent
-    first = load(root)
     copy = root / ".reportdata" / "cache" / "sources.json"
+    first = load(root)
+    assert not copy.exists()  # only a run keeps it
+    module._DOCS.clear()
+    first = load(root, keep=True)
     assert copy.is_file()
 
     parsed: list[str] = []
@@ -320,19 +323,27 @@ def test_a_parsed_registry_is_kept_as_json_keyed_by_its_text(tmp_path, monkeypat
         parsed.append(text)
         return real(text)
 
+    def new_process() -> None:
+        module._DOCS.clear()
+        real.cache_clear()
+
     monkeypatch.setattr(module, "_parse", counting)
+    new_process()
     again = load(root)
     assert parsed == [] and again.sources == first.sources and again.datasets == first.datasets
 
     write(root, GOOD.replace("某县报告中的数字", "某县报告"))
-    assert load(root).dataset("demo").title == "某县报告" and len(parsed) == 1
-    assert load(root).dataset("demo").title == "某县报告" and len(parsed) == 1  # copy again
+    assert load(root, keep=True).dataset("demo").title == "某县报告" and len(parsed) == 1
+    new_process()
+    assert load(root).dataset("demo").title == "某县报告" and len(parsed) == 1  # the copy
 
-    copy.write_text("{not json", encoding="utf-8")
-    assert load(root).dataset("demo").title == "某县报告" and len(parsed) == 2
+    copy.write_text("[not, a, mapping]", encoding="utf-8")
+    new_process()
+    assert load(root, keep=True).dataset("demo").title == "某县报告" and len(parsed) == 2
 
     copy.unlink()
     write(root, GOOD.replace('published: "2023"', "published: 2023-05-01"))
     for _ in range(2):
-        assert load(root).sources[0].published == "2023-05-01"
+        new_process()
+        assert load(root, keep=True).sources[0].published == "2023-05-01"
     assert len(parsed) == 4 and not copy.exists()  # a date is no JSON value: never copied

@@ -228,22 +228,34 @@ def _copy_path(root: Path) -> Path:
     return root / ".reportdata" / "cache" / "sources.json"
 
 
-def _parsed(root: Path, text: str) -> tuple[Any, str | None]:
-    """sources.yaml's text as plain values, and its sha256 when they should be kept: read
-    from a JSON copy of the parse under .reportdata/ whose sha256 of the text matches
-    (10,000 sources take 2 s to parse as YAML, 0.1 s to read as JSON), else from `_parse`.
-    Any problem with the copy is a miss."""
+def _parsed(root: Path, text: str) -> tuple[Any, str]:
+    """sources.yaml's text as plain values and the text's sha256: parsed once a process, and
+    read across processes from a JSON copy of the parse under .reportdata/ whose sha256 of
+    the text matches (10,000 sources take 2 s to parse as YAML, 0.1 s to read as JSON; see
+    `_keep`). Any problem with the copy is a miss."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    with contextlib.suppress(OSError, ValueError):
-        saved = json.loads(_copy_path(root).read_text(encoding="utf-8"))
-        if isinstance(saved, dict) and saved.get("sha256") == digest:
-            return saved.get("doc"), None
-    return _parse(text), digest
+    if digest not in _DOCS:
+        doc: Any = None
+        with contextlib.suppress(OSError, ValueError):
+            saved = json.loads(_copy_path(root).read_text(encoding="utf-8"))
+            if isinstance(saved, dict) and saved.get("sha256") == digest:
+                doc = saved.get("doc")
+        if len(_DOCS) >= 4:
+            _DOCS.clear()
+        _DOCS[digest] = doc if doc is not None else _parse(text)
+    return _DOCS[digest], digest
+
+
+_DOCS: dict[str, Any] = {}  # sha256 of a sources.yaml text → its parse (read only)
 
 
 def _keep(root: Path, digest: str, doc: Any) -> None:
     """Keep the parse of a sources.yaml that loaded without a problem, when JSON holds its
-    values exactly (no dates, no keys other than text); best effort."""
+    values exactly (no dates, no keys other than text) and no copy of it is there yet; best
+    effort."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        if json.loads(_copy_path(root).read_text(encoding="utf-8")).get("sha256") == digest:
+            return
     with contextlib.suppress(OSError, ValueError, TypeError):
         body = json.dumps({"sha256": digest, "doc": doc}, ensure_ascii=False)
         if json.loads(body)["doc"] == doc:
@@ -251,8 +263,9 @@ def _keep(root: Path, digest: str, doc: Any) -> None:
             atomic_write_bytes(_copy_path(root), body.encode("utf-8"))
 
 
-def load(root: Path) -> Project:
-    """Read and check sources.yaml; every problem is one sentence naming the entry."""
+def load(root: Path, keep: bool = False) -> Project:
+    """Read and check sources.yaml; every problem is one sentence naming the entry. With
+    ``keep`` (a run does it), a registry that loads is kept as a JSON copy for next time."""
     path = root / SOURCES_FILE
     try:
         doc, digest = _parsed(root, path.read_text(encoding="utf-8"))
@@ -327,7 +340,7 @@ def load(root: Path) -> Project:
             )
         )
     check_snapshot_folders(root, [s.id for s in sources])
-    if digest is not None:
+    if keep:
         _keep(root, digest, doc)
     return Project(root=root, datasets=datasets, sources=sources)
 
