@@ -325,7 +325,6 @@ def test_a_parsed_registry_is_kept_as_json_keyed_by_its_text(tmp_path, monkeypat
 
     def new_process() -> None:
         module._DOCS.clear()
-        real.cache_clear()
 
     monkeypatch.setattr(module, "_parse", counting)
     new_process()

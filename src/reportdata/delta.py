@@ -252,7 +252,7 @@ class BaseVersion:
         }
 
 
-def read_base(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVersion:
+def read_version(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVersion:
     """Read a version folder as rows; DeltaUnusable when its files differ from what its
     datapackage.json says or its table schemas from ``schemas`` (today's inline schemas)."""
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import hashlib
 import json
 import os
@@ -217,10 +216,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-@functools.lru_cache(maxsize=4)
 def _parse(text: str) -> Any:
-    """sources.yaml's text as plain values, parsed once a process for the same text (a run
-    loads the project more than once; 10,000 sources take seconds to parse). Read only."""
+    """sources.yaml's text as plain values (`_parsed` keeps them for the same text)."""
     return yaml.load(text, Loader=_SAFE_LOADER)
 
 

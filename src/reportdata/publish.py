@@ -51,8 +51,7 @@ from reportdata.changes import (
     next_version,
     render_changelog,
 )
-from reportdata.delta import BaseVersion, splice
-from reportdata.delta import read_base as read_version_rows
+from reportdata.delta import BaseVersion, read_version, splice
 from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import (
     atomic_write_bytes,
@@ -242,7 +241,7 @@ def read_base(published_dir: Path, dataset: str, version: str) -> BaseVersion:
     """A published version read as rows, to build the next one on (`reportdata.delta`);
     DeltaUnusable when its files or schemas are not what this code would write."""
     folder = Path(published_dir) / dataset / version
-    return read_version_rows(folder, {name: _inline_schema(name) for name in TABLES})
+    return read_version(folder, {name: _inline_schema(name) for name in TABLES})
 
 
 def read_package(published_dir: Path, dataset: str, version: str | None = None) -> dict[str, Any]:
@@ -499,7 +498,7 @@ def publish(
 
     The tables are validated first (`ValidationFailed` when they break a check). `created`
     (ISO 8601) defaults to now in UTC. Raises `PublishError` when the folder is unwritable.
-    With `base` (the newest version, read by `delta.read_base`), `tables` hold the rows of
+    With `base` (the newest version, read by `read_base`), `tables` hold the rows of
     the `replaced` sources only and the other rows are the base's (see `reportdata.delta`).
     """
     if not _NAME_RE.fullmatch(info.name):
