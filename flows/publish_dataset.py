@@ -242,7 +242,7 @@ def _summary_markdown(
 
 
 @flow(name="publish-dataset", log_prints=True)
-def publish_dataset(
+async def publish_dataset(
     dataset: str,
     project_dir: str = ".",
     publish_to: str | None = None,
@@ -260,7 +260,24 @@ def publish_dataset(
     run holding the project's lock is waited for up to ``lock_timeout`` seconds. A user error
     (every source failed, failed validation, an unreachable remote) ends the run Failed with
     its one-sentence reason, and nothing is published.
+
+    The flow is declared async only for Prefect's engine: its async engine does not wait at
+    the end of a run for the heartbeat thread to wake (up to a second, a third of an unchanged
+    rerun over 1,000 reports); heartbeats are still sent. The work itself is the synchronous
+    `_body` below, so call the flow with ``asyncio.run`` (as `reportdata.runner` does).
     """
+    return _body(dataset, project_dir, publish_to, endpoint_url, chunks, lock_timeout)
+
+
+def _body(
+    dataset: str,
+    project_dir: str,
+    publish_to: str | None,
+    endpoint_url: str | None,
+    chunks: int,
+    lock_timeout: float,
+):
+    """The body of `publish_dataset`: runs inside its flow run (tasks are its task runs)."""
     root = str(Path(project_dir).resolve())
     logger = get_run_logger()
     try:
@@ -342,6 +359,7 @@ def publish_dataset(
                 _summary_markdown(dataset, sources, pulled, extracted, failures, release, plan),
                 key=f"{_key(dataset)}-summary",
                 description=f"Sources of dataset {dataset} in this run",
+                _sync=True,  # made in the async flow's own context, which would get a coroutine
             )
             if publish_to:
                 mirror_release(str(project.published_dir), publish_to, endpoint_url)

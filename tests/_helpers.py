@@ -187,3 +187,12 @@ class ConditionalServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def run_flow(*args, **kwargs):
+    """Run the (async) `publish-dataset` flow to its end, as `reportdata run` does."""
+    import asyncio
+
+    from flows.publish_dataset import publish_dataset
+
+    return asyncio.run(publish_dataset(*args, **kwargs))

@@ -68,10 +68,9 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 def test_flow_against_a_server_publishes_once_with_artifacts(prefect_server, project_copy):
+    from _helpers import run_flow as publish_dataset
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from flows.publish_dataset import publish_dataset
 
     assert prefect_server
     first = publish_dataset("lixia", str(project_copy))
@@ -99,10 +98,51 @@ def test_flow_against_a_server_publishes_once_with_artifacts(prefect_server, pro
     assert keys == {"lixia-validation", "lixia-figures"}
 
 
+def test_the_async_flow_still_sends_heartbeats_and_makes_its_summary(prefect_server, project_copy):
+    """The flow is declared async (so a short run does not wait for the heartbeat thread); the
+    server must still get the run's heartbeat, and the summary made in the flow's own body."""
+    import time
+
+    import httpx
+    from _helpers import run_flow as publish_dataset
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    state = publish_dataset("lixia", str(project_copy), return_state=True)
+    assert state.is_completed()
+    run_id = f"prefect.flow-run.{state.state_details.flow_run_id}"
+    seen: set[str] = set()
+    for _ in range(40):  # events reach the server a little after the run
+        answer = httpx.post(
+            f"{prefect_server}/events/filter",
+            json={"filter": {"resource": {"id": [run_id]}}, "limit": 50},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        seen = {e["event"] for e in answer.json()["events"]}
+        if "prefect.flow-run.heartbeat" in seen:
+            break
+        time.sleep(0.25)
+    assert "prefect.flow-run.heartbeat" in seen
+    with get_client(sync_client=True) as client:
+        (summary,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["lixia-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
+        )
+    assert "lixia-2021-qilu" in summary.data
+
+
 def test_failed_validation_publishes_nothing_and_keeps_the_release(
     prefect_server, project_copy, monkeypatch
 ):
-    from flows.publish_dataset import publish_dataset
+    from _helpers import run_flow as publish_dataset
+
     from reportdata import cache, pipeline
 
     publish_dataset("lixia", str(project_copy))

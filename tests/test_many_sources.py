@@ -73,10 +73,10 @@ def counted(monkeypatch):
 def test_failing_sources_are_reported_and_the_rest_still_publish(
     prefect_server, tmp_path, monkeypatch
 ):
+    from _helpers import run_flow as publish_dataset
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.publish_dataset import publish_dataset
     from reportdata import cache, pipeline
 
     with http_server({"/gone": Route(404, b"no such page")}) as server:
@@ -149,7 +149,8 @@ def cached_reads(monkeypatch):
 def test_only_changed_sources_are_extracted_again(
     prefect_server, tmp_path, counted, cached_reads, monkeypatch
 ):
-    from flows.publish_dataset import publish_dataset
+    from _helpers import run_flow as publish_dataset
+
     from reportdata import pipeline
 
     _project(tmp_path, [_file_source(tmp_path, n) for n in range(12)])
@@ -215,7 +216,7 @@ def test_only_changed_sources_are_extracted_again(
 
 
 def test_a_second_run_gives_up_while_the_first_holds_the_project(prefect_server, tmp_path):
-    from flows.publish_dataset import publish_dataset
+    from _helpers import run_flow as publish_dataset
 
     _project(tmp_path, [_file_source(tmp_path, 1)])
     with run_lock(tmp_path):
@@ -232,7 +233,8 @@ def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
 ):
     """The rerun of 300 url sources with nothing changed: 300 answers of 304 over a few kept
     connections, no report extracted, no cached rows read, nothing validated or written."""
-    from flows.publish_dataset import publish_dataset
+    from _helpers import run_flow as publish_dataset
+
     from reportdata import pipeline
 
     server = ConditionalServer({f"/r/{n}.txt": _report(n).encode("utf-8") for n in range(300)})
@@ -265,7 +267,8 @@ def test_new_inputs_that_give_the_same_tables_are_remembered(
 ):
     """A new extractor that finds exactly the published figures writes no version; the rerun
     after it must still know the release is current (it cannot record that in the version)."""
-    from flows.publish_dataset import publish_dataset
+    from _helpers import run_flow as publish_dataset
+
     from reportdata import cache
 
     _project(tmp_path, [_file_source(tmp_path, n) for n in range(4)])

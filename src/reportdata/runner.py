@@ -5,6 +5,7 @@ Prefect is imported here, not at CLI start, so that other commands start fast.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Iterator
@@ -115,14 +116,16 @@ def run_datasets(
     with _progress_bar(total, progress):
         for name in names:
             try:
-                state = publish_dataset(
-                    name,
-                    str(project.root),
-                    publish_to=publish_to,
-                    endpoint_url=endpoint_url,
-                    lock_timeout=lock_timeout,
-                    chunks=chunks,
-                    return_state=True,
+                state = asyncio.run(
+                    publish_dataset(
+                        name,
+                        str(project.root),
+                        publish_to=publish_to,
+                        endpoint_url=endpoint_url,
+                        lock_timeout=lock_timeout,
+                        chunks=chunks,
+                        return_state=True,
+                    )
                 )
             except RuntimeError as exc:
                 if "ephemeral Prefect API server" not in str(exc):
