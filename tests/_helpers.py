@@ -110,8 +110,9 @@ class Server:
 
 
 @contextmanager
-def http_server(routes: dict[str, Route]) -> Iterator[Server]:
-    """A local HTTP server on 127.0.0.1 (a free port) answering ``routes``; 404 otherwise."""
+def http_server(routes: dict[str, Route], tls=None) -> Iterator[Server]:
+    """A local HTTP server on 127.0.0.1 (a free port) answering ``routes``; 404 otherwise.
+    With ``tls`` (a server-side ssl.SSLContext) it speaks HTTPS."""
     hits: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -130,6 +131,8 @@ def http_server(routes: dict[str, Route]) -> Iterator[Server]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:

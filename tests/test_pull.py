@@ -355,3 +355,68 @@ def test_the_size_limit_holds_for_the_decoded_bytes(
         with pytest.raises(PullError, match="larger than"):
             pull(project, web)
     assert not (project.raw_dir / "web").exists()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no authority signed, and its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    import ipaddress
+
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_https_is_verified_against_the_trusted_authorities(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server whose certificate no trusted authority signed is refused, nothing written;
+    once its certificate is trusted, the same address is pulled."""
+    import functools
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    route = Route(200, SENTENCES.encode(), {"Content-Type": "text/plain; charset=utf-8"})
+    with http_server({"/r.txt": route}, tls=context) as server:
+        url = server.url("/r.txt").replace("http://", "https://")
+        (tmp_path / "p").mkdir()
+        project, web = web_project(tmp_path / "p", url)
+        with pytest.raises(PullError, match="certificate") as info:
+            pull(project, web, Policy(attempts=1))
+        assert url in str(info.value)
+        assert files_under(project.raw_dir) == {}
+
+        monkeypatch.setattr(pull_module, "_ca_file", functools.cache(lambda: str(cert)))
+        snap = pull(project, web, Policy(attempts=1)).snapshot
+    assert snap.path(project.raw_dir).read_bytes() == SENTENCES.encode()

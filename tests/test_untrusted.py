@@ -500,6 +500,7 @@ def test_no_shell_is_spawned_from_src_or_flows() -> None:
 
 NETWORK_LIBRARIES = {
     "httpx", "requests", "urllib3", "aiohttp", "http.client", "urllib.request", "fsspec",
+    "pycurl",
 }  # fmt: skip
 # Modules that speak only to the user's own services, reviewed by hand: their reads are not
 # size-limited (see docs/reliability.md), as they never fetch what a stranger serves.

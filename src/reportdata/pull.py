@@ -11,16 +11,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import random
 import re
-import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from reportdata import __version__
@@ -32,8 +33,6 @@ from reportdata.read import read_bytes
 
 USER_AGENT = f"reportdata/{__version__} (open-data pipeline; +https://pypi.org/project/reportdata/)"
 MAX_REDIRECTS = 5
-if TYPE_CHECKING:
-    import urllib3
 
 _EXT = {"text": ".txt", "html": ".html", "pdf": ".pdf"}
 # Answers that may pass if asked again later.
@@ -184,27 +183,6 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _reason(exc: BaseException) -> str:
-    """A short lower-case reason from a network error ("connection refused"): that of the
-    innermost error urllib3 wrapped."""
-    import http.client
-
-    for _ in range(8):  # (bounded: a chain is short, and must not loop)
-        inner = exc.__cause__ or next((a for a in exc.args if isinstance(a, BaseException)), None)
-        if inner is None:
-            break
-        exc = inner
-    if isinstance(exc, http.client.IncompleteRead):
-        return "the body ended early"
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc).strip())
-    return (text[:1].lower() + text[1:]) if text else exc.__class__.__name__
-
-
-def _declared_length(headers: urllib3.HTTPHeaderDict) -> int | None:
-    value = headers.get("content-length", "").strip()
-    return int(value) if value.isdigit() else None
-
-
 def _check_type(url: str, content_type: str, head: bytes) -> None:
     """Refuse a body served as an image, archive or program unless it sniffs as PDF or HTML."""
     media = content_type.split(";", 1)[0].strip().lower()
@@ -213,74 +191,281 @@ def _check_type(url: str, content_type: str, head: bytes) -> None:
         raise PullError(f"{url} answered with {media} content, not a text, HTML or PDF report.")
 
 
-def _read_body(url: str, resp: urllib3.BaseHTTPResponse, policy: Policy, deadline: float) -> bytes:
-    """The body of a 200 answer, within the size limit and the deadline."""
-    from urllib3 import exceptions as ux
+class _Exchange:
+    """One request and its answer as libcurl hands them over: the status and headers of the
+    last response (a redirect's or the final one's) and, for a 2xx, the body within the size
+    limit and the deadline. A callback never raises (pycurl would print it): it records the
+    failure in ``error`` and returns 0, which makes libcurl abort the transfer."""
 
-    limit = _read.MAX_BYTES
-    too_big = f"{url} is larger than the {_read.size_limit()} limit."
-    declared = _declared_length(resp.headers)
-    if declared is not None and declared > limit:
-        raise PullError(too_big)
-    content_type = resp.headers.get("content-type", "")
-    chunks: list[bytes] = []
-    size, checked = 0, False
-    try:
-        while chunk := resp.read1(_CHUNK):  # what has arrived, decoded (gzip) as it comes
-            size += len(chunk)
-            if size > limit:
-                raise PullError(too_big)
-            chunks.append(chunk)
-            if not checked and size >= _SNIFF_BYTES:
-                _check_type(url, content_type, b"".join(chunks))
-                checked = True
-            if policy.clock() > deadline:
-                raise _Transient(f"sent only {size} bytes in {policy.body_timeout:g} s")
-    except ux.ReadTimeoutError as exc:
-        raise _Transient(f"stopped sending for {policy.read_timeout:g} s mid-body") from exc
-    except (ux.ProtocolError, ux.SSLError, OSError) as exc:
-        if declared is not None:
-            got = resp.tell()  # bytes as sent, before decoding
-            raise _Transient(f"sent {got} of the {declared} bytes it announced") from exc
-        raise _Transient(f"broke off the connection ({_reason(exc)})") from exc
-    data = b"".join(chunks)
-    if not checked:
-        _check_type(url, content_type, data)
-    if declared is not None and resp.tell() < declared:
-        raise _Transient(f"sent {resp.tell()} of the {declared} bytes it announced")
-    return data
+    def __init__(self, url: str, policy: Policy, deadline: float) -> None:
+        self.url = url
+        self.policy = policy
+        self.deadline = deadline
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.headers_done = False
+        self.connected = False
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.checked = False
+        self.error: Exception | None = None
+        self.last = time.monotonic()  # when bytes last arrived (or the request started)
+
+    @property
+    def declared(self) -> int | None:
+        value = self.headers.get("content-length", "").strip()
+        return int(value) if value.isdigit() else None
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the body is the report (a 2xx), rather than a note to throw away."""
+        return 200 <= self.status < 300
+
+    def on_connected(self, *_: object) -> int:
+        self.connected = True
+        self.last = time.monotonic()
+        return 0  # pycurl.PREREQFUNC_OK
+
+    def on_header(self, line: bytes) -> int | None:
+        self.last = time.monotonic()
+        if line.startswith(b"HTTP/"):  # a new response (after a 100 Continue, say)
+            parts = line.split(None, 2)
+            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            self.headers, self.headers_done = {}, False
+        elif line in (b"\r\n", b"\n"):
+            self.headers_done = True
+            declared = self.declared
+            if self.wanted and declared is not None and declared > _read.MAX_BYTES:
+                return self._fail(PullError(self._too_big()))
+        else:
+            name, sep, value = line.decode("latin-1").partition(":")
+            if sep:
+                self.headers[name.strip().lower()] = value.strip()
+        return None
+
+    def on_body(self, chunk: bytes) -> int | None:
+        self.last = time.monotonic()
+        self.size += len(chunk)
+        if not self.wanted:  # a redirect's or an error's note: a short one is read and dropped
+            return None if self.size <= _CHUNK else 0
+        if self.size > _read.MAX_BYTES:
+            return self._fail(PullError(self._too_big()))
+        self.chunks.append(chunk)
+        if not self.checked and self.size >= _SNIFF_BYTES:
+            self.checked = True
+            try:
+                _check_type(self.url, self.headers.get("content-type", ""), b"".join(self.chunks))
+            except PullError as exc:
+                return self._fail(exc)
+        if self.policy.clock() > self.deadline:
+            body_timeout = self.policy.body_timeout
+            return self._fail(_Transient(f"sent only {self.size} bytes in {body_timeout:g} s"))
+        return None
+
+    def _fail(self, error: Exception) -> int:
+        self.error = error
+        return 0
+
+    def _too_big(self) -> str:
+        return f"{self.url} is larger than the {_read.size_limit()} limit."
+
+    def silent_for(self) -> float:
+        """Seconds without a byte from the server since the connection was ready."""
+        return time.monotonic() - self.last if self.connected else 0.0
+
+    def body(self) -> bytes:
+        data = b"".join(self.chunks)
+        if not self.checked:
+            _check_type(self.url, self.headers.get("content-type", ""), data)
+        return data
+
+    def meta(self) -> dict[str, str]:
+        return {
+            "etag": self.headers.get("etag", ""),
+            "last_modified": self.headers.get("last-modified", ""),
+            "content_type": self.headers.get("content-type", ""),
+        }
 
 
-def _meta(resp: urllib3.BaseHTTPResponse) -> dict[str, str]:
-    return {
-        "etag": resp.headers.get("etag", ""),
-        "last_modified": resp.headers.get("last-modified", ""),
-        "content_type": resp.headers.get("content-type", ""),
-    }
+def _curl_failure(ex: _Exchange, code: int, message: str, os_errno: int, policy: Policy):
+    """The failure a libcurl error code stands for: a PullError is final, a _Transient is
+    worth another attempt."""
+    import pycurl
+
+    if code in (pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_URL_MALFORMAT):
+        return PullError(f"{ex.url} is not a valid address ({_lower(message)}).")
+    if code == pycurl.E_BAD_CONTENT_ENCODING:
+        return PullError(f"{ex.url} sent a body it had encoded wrongly ({_lower(message)}).")
+    if code == pycurl.E_OPERATION_TIMEDOUT and not ex.connected:
+        return _Transient(f"could not be reached within {policy.connect_timeout:g} s")
+    reason = _lower(os.strerror(os_errno)) if os_errno else _lower(message)
+    if not ex.connected or not ex.headers_done:
+        return _Transient(f"could not be fetched ({reason})")
+    declared = ex.declared
+    plain = "content-encoding" not in ex.headers  # else sizes before and after decoding differ
+    if ex.wanted and plain and declared is not None and ex.size < declared:
+        return _Transient(f"sent {ex.size} of the {declared} bytes it announced")
+    return _Transient(f"broke off the connection ({reason})")
 
 
-def _answer(
-    url: str, resp: urllib3.BaseHTTPResponse, conditional: bool, policy: Policy, deadline: float
-) -> Fetched | None:
+def _lower(text: str) -> str:
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text.strip()).rstrip(".")
+    if text[1:2].isupper():  # an acronym (URL, SSL) keeps its case
+        return text
+    return (text[:1].lower() + text[1:]) if text else "no reason given"
+
+
+@functools.cache
+def _ca_file() -> str:
+    import certifi
+
+    return certifi.where()
+
+
+class HttpClient:
+    """Connections kept open to each host, shared by concurrent pulls (thread-safe): each
+    thread that pulls gets a libcurl handle of its own, whose connections stay open between
+    its requests, so a rerun's conditional requests to one server do not each pay a new
+    connection. libcurl parses the answers in C without the interpreter lock, which is what
+    a rerun of many unchanged sources is made of. Use it as a context manager: leaving it
+    closes the connections."""
+
+    def __init__(self, policy: Policy, connections: int) -> None:
+        import urllib.request
+
+        self.policy = policy
+        self.connections = max(1, connections)  # the threads expected to share it
+        self._local = threading.local()
+        self._handles: list[tuple[Any, Any]] = []
+        self._lock = threading.Lock()
+        self._proxies = urllib.request.getproxies_environment()  # HTTP(S)_PROXY, any case
+        self._bypass = urllib.request.proxy_bypass_environment
+
+    def _proxy(self, url: str) -> str:
+        """The proxy the environment names for ``url``, or "" for none (which also keeps
+        libcurl from reading the environment its own way)."""
+        if not self._proxies:
+            return ""
+        parts = urlsplit(url)
+        proxy = self._proxies.get(parts.scheme) or self._proxies.get("all") or ""
+        if proxy and self._bypass(parts.hostname or "", self._proxies):  # NO_PROXY
+            return ""
+        return proxy
+
+    def _handle(self) -> tuple[Any, Any]:
+        """This thread's libcurl handle and the multi handle that drives it."""
+        got = getattr(self._local, "handle", None)
+        if got is not None:
+            return got
+        import pycurl
+
+        curl = pycurl.Curl()
+        curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without signals: safe in threads
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)  # _attempt follows redirects, boundedly
+        curl.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding libcurl can decode
+        curl.setopt(pycurl.CAINFO, _ca_file())
+        multi = pycurl.CurlMulti()
+        got = self._local.handle = (curl, multi)
+        with self._lock:
+            self._handles.append(got)
+        return got
+
+    def exchange(
+        self, url: str, headers: dict[str, str], policy: Policy, deadline: float, name: str
+    ) -> _Exchange:
+        """One request to ``url`` and its answer; raises a PullError or a _Transient whose
+        sentence names ``name`` (the source's address, before any redirect)."""
+        import pycurl
+
+        curl, multi = self._handle()
+        ex = _Exchange(name, policy, deadline)
+        sent = {**_HEADERS, **headers}
+        curl.setopt(pycurl.URL, url)
+        curl.setopt(pycurl.PROXY, self._proxy(url))
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(policy.connect_timeout * 1000)))
+        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in sent.items()])
+        curl.setopt(pycurl.PREREQFUNCTION, ex.on_connected)
+        curl.setopt(pycurl.HEADERFUNCTION, ex.on_header)
+        curl.setopt(pycurl.WRITEFUNCTION, ex.on_body)
+        multi.add_handle(curl)
+        try:
+            failure = self._drive(multi, ex, policy)
+        finally:
+            multi.remove_handle(curl)  # mid-transfer: the connection is closed, not kept
+            for option in (pycurl.PREREQFUNCTION, pycurl.HEADERFUNCTION, pycurl.WRITEFUNCTION):
+                curl.unsetopt(option)  # drop the references to this exchange
+        if ex.error is not None:
+            raise ex.error
+        if failure is not None:
+            raise failure
+        return ex
+
+    def _drive(self, multi: Any, ex: _Exchange, policy: Policy) -> Exception | None:
+        """Run the transfer until it ends, or until the server has been silent too long."""
+        import pycurl
+
+        read_timeout = policy.read_timeout
+        while True:
+            while True:
+                status, active = multi.perform()
+                if status != pycurl.E_CALL_MULTI_PERFORM:
+                    break
+            if not active:
+                break
+            quiet = ex.silent_for()
+            if quiet >= read_timeout:
+                if ex.headers_done:
+                    return _Transient(f"stopped sending for {read_timeout:g} s mid-body")
+                return _Transient(f"did not answer within {read_timeout:g} s")
+            if ex.error is not None:
+                return None
+            wait = min(read_timeout - quiet, 1.0)
+            asked = multi.timeout()  # ms libcurl wants to be called back within; -1: none
+            if asked >= 0:
+                wait = min(wait, asked / 1000)
+            multi.select(max(0.001, wait))
+        _, _, failed = multi.info_read()
+        if ex.error is not None or not failed:
+            return None
+        curl, code, message = failed[0]
+        return _curl_failure(ex, code, message, curl.getinfo(pycurl.OS_ERRNO), policy)
+
+    def close(self) -> None:
+        with self._lock:
+            handles, self._handles = self._handles, []
+            self._local = threading.local()  # a later pull starts a new handle
+        for curl, multi in handles:
+            multi.close()
+            curl.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "text/html,application/pdf,text/plain,*/*",
+}
+
+
+def _answer(ex: _Exchange, conditional: bool) -> Fetched | None:
     """``(bytes, meta)`` for a 2xx, None for an asked-for 304; otherwise a failure."""
-    status = resp.status
+    status = ex.status
     if status == 304 and conditional:
-        resp.read()  # (no body) ends the exchange, so the connection can serve the next pull
         return None
     if status in RETRY_STATUSES:
-        wait = retry_after_seconds(resp.headers.get("retry-after"))
+        wait = retry_after_seconds(ex.headers.get("retry-after"))
         raise _Transient(f"returned HTTP {status}", wait)
     if not 200 <= status < 300 or status == 206:  # 206: a part we did not ask for
-        raise PullError(f"{url} returned HTTP {status}.")
-    return _read_body(url, resp, policy, deadline), _meta(resp)
-
-
-def _finish(resp: urllib3.BaseHTTPResponse) -> None:
-    """Give the connection back to the pool: kept open when the answer was read to its end,
-    closed when it was not (the server may still be sending)."""
-    if not resp.closed:
-        resp.close()
-    resp.release_conn()
+        raise PullError(f"{ex.url} returned HTTP {status}.")
+    declared = ex.declared
+    if declared is not None and ex.size < declared and "content-encoding" not in ex.headers:
+        raise _Transient(f"sent {ex.size} of the {declared} bytes it announced")
+    return ex.body(), ex.meta()
 
 
 def _attempt(
@@ -288,35 +473,15 @@ def _attempt(
 ) -> Fetched | None:
     """One request, following redirects; a PullError is final, a _Transient is worth another
     attempt."""
-    from urllib3 import exceptions as ux
-
     deadline = min(policy.clock() + policy.body_timeout, end)
     target = url
-    try:
-        for _ in range(MAX_REDIRECTS + 1):
-            resp = client.get(target, headers)
-            try:
-                location = resp.headers.get("location") if resp.status in _REDIRECTS else None
-                if not location:
-                    return _answer(url, resp, bool(headers), policy, deadline)
-                if (_declared_length(resp.headers) or 0) <= _CHUNK:
-                    resp.drain_conn()  # a short note: read it, so the connection is kept
-            finally:
-                _finish(resp)
-            target = urljoin(target, location)
-        raise PullError(f"{url} redirects more than {MAX_REDIRECTS} times.")
-    except ux.NewConnectionError as exc:  # (a subclass of ConnectTimeoutError: refused, DNS)
-        raise _Transient(f"could not be fetched ({_reason(exc)})") from exc
-    except ux.ConnectTimeoutError as exc:
-        raise _Transient(f"could not be reached within {policy.connect_timeout:g} s") from exc
-    except ux.TimeoutError as exc:
-        raise _Transient(f"did not answer within {policy.read_timeout:g} s") from exc
-    except ux.LocationValueError as exc:  # no host, a bad port, an unsupported scheme
-        raise PullError(f"{url} is not a valid address ({_reason(exc)}).") from exc
-    except (ux.ProtocolError, ux.SSLError, ux.ProxyError) as exc:
-        raise _Transient(f"could not be fetched ({_reason(exc)})") from exc
-    except ux.HTTPError as exc:
-        raise PullError(f"{url} could not be fetched: {exc.__class__.__name__}.") from exc
+    for _ in range(MAX_REDIRECTS + 1):
+        ex = client.exchange(target, headers, policy, deadline, url)
+        location = ex.headers.get("location") if ex.status in _REDIRECTS else None
+        if not location:
+            return _answer(ex, bool(headers))
+        target = urljoin(target, location)
+    raise PullError(f"{url} redirects more than {MAX_REDIRECTS} times.")
 
 
 def _gave_up(url: str, failure: _Transient, attempts: int, out_of_time: float | None) -> PullError:
@@ -327,76 +492,6 @@ def _gave_up(url: str, failure: _Transient, attempts: int, out_of_time: float | 
             f"the {out_of_time:g} s allowed."
         )
     return PullError(f"{url} {failure.what}; gave up after {tries}.")
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context for every pull: building one loads the CA certificates, ~50 ms, which
-    made a rerun of 1,000 unchanged sources spend a minute before any request."""
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
-
-
-class HttpClient:
-    """Connections kept open to each host, shared by concurrent pulls (thread-safe), so a
-    rerun's conditional requests to one server do not each pay a new connection. Use it as a
-    context manager: leaving it closes the connections."""
-
-    def __init__(self, policy: Policy, connections: int) -> None:
-        import urllib.request
-
-        import urllib3
-        from urllib3.util.request import ACCEPT_ENCODING
-
-        self.headers = {
-            "User-Agent": USER_AGENT,
-            "Accept": "text/html,application/pdf,text/plain,*/*",
-            "Accept-Encoding": ACCEPT_ENCODING,  # what urllib3 can decode here (gzip, deflate)
-        }
-        self._settings = {
-            "num_pools": 32,  # hosts whose connections are kept
-            "maxsize": max(1, connections),  # per host; at most this many requests at once
-            "block": True,
-            "timeout": urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout),
-            "retries": False,  # fetch_url retries, and _attempt follows redirects
-            "ssl_context": _tls_context(),
-        }
-        self._pool = urllib3.PoolManager(**self._settings)
-        self._proxied: dict[str, urllib3.ProxyManager] = {}
-        self._proxies = urllib.request.getproxies_environment()  # HTTP(S)_PROXY, as httpx did
-        self._bypass = urllib.request.proxy_bypass_environment
-
-    def _manager(self, url: str) -> urllib3.PoolManager:
-        """The pool for ``url``: direct, or through the proxy the environment names for it."""
-        if not self._proxies:
-            return self._pool
-        parts = urlsplit(url)
-        proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
-        if not proxy or self._bypass(parts.hostname or "", self._proxies):  # NO_PROXY
-            return self._pool
-        if proxy not in self._proxied:
-            import urllib3
-
-            self._proxied.setdefault(proxy, urllib3.ProxyManager(proxy, **self._settings))
-        return self._proxied[proxy]
-
-    def get(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
-        """The answer to a GET, headers read, body not yet: read it, then :func:`_finish` it."""
-        return self._manager(url).urlopen(
-            "GET", url, headers={**self.headers, **headers}, redirect=False, preload_content=False
-        )
-
-    def close(self) -> None:
-        self._pool.clear()
-        for manager in self._proxied.values():
-            manager.clear()
-
-    def __enter__(self) -> HttpClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def http_client(policy: Policy | None = None, connections: int = 8) -> HttpClient:
