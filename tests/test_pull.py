@@ -420,3 +420,29 @@ def test_https_is_verified_against_the_trusted_authorities(
         monkeypatch.setattr(pull_module, "_ca_file", functools.cache(lambda: str(cert)))
         snap = pull(project, web, Policy(attempts=1)).snapshot
     assert snap.path(project.raw_dir).read_bytes() == SENTENCES.encode()
+
+
+def test_a_long_answer_to_an_error_or_a_redirect_is_not_read_yet_understood(
+    tmp_path: Path,
+) -> None:
+    """The page that comes with a 404 or a redirect is dropped after its first 64 KB: the
+    status still decides (a 404 is final, not a broken connection; a redirect is followed)."""
+    note = b"<html>" + b"x" * (300 * 1024) + b"</html>"
+    routes = {
+        "/gone": Route(404, note, {"Content-Type": "text/html"}),
+        "/moved": Route(302, note, {"Location": "/final", "Content-Type": "text/html"}),
+        "/final": Route(200, SENTENCES.encode(), {"Content-Type": "text/plain; charset=utf-8"}),
+    }
+    with http_server(routes) as server:
+        (tmp_path / "a").mkdir()
+        project, web = web_project(tmp_path / "a", server.url("/gone"))
+        with pytest.raises(PullError) as info:
+            pull(project, web, Policy(attempts=3, sleep=lambda s: None))
+        assert str(info.value) == f"{server.url('/gone')} returned HTTP 404."
+        assert server.hits == ["/gone"]  # not retried as if the connection broke
+
+        (tmp_path / "b").mkdir()
+        project, web = web_project(tmp_path / "b", server.url("/moved"))
+        snap = pull(project, web, Policy(attempts=1)).snapshot
+    assert snap.path(project.raw_dir).read_bytes() == SENTENCES.encode()
+    assert server.hits[1:] == ["/moved", "/final"]

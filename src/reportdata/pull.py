@@ -208,6 +208,7 @@ class _Exchange:
         self.chunks: list[bytes] = []
         self.size = 0
         self.checked = False
+        self.dropped = False  # a long note (to a redirect or an error) left unread
         self.error: Exception | None = None
         self.last = time.monotonic()  # when bytes last arrived (or the request started)
 
@@ -247,7 +248,10 @@ class _Exchange:
         self.last = time.monotonic()
         self.size += len(chunk)
         if not self.wanted:  # a redirect's or an error's note: a short one is read and dropped
-            return None if self.size <= _CHUNK else 0
+            if self.size <= _CHUNK:
+                return None
+            self.dropped = True  # the answer is known; stop reading (the connection closes)
+            return 0
         if self.size > _read.MAX_BYTES:
             return self._fail(PullError(self._too_big()))
         self.chunks.append(chunk)
@@ -426,7 +430,7 @@ class HttpClient:
                 wait = min(wait, asked / 1000)
             multi.select(max(0.001, wait))
         _, _, failed = multi.info_read()
-        if ex.error is not None or not failed:
+        if ex.error is not None or ex.dropped or not failed:
             return None
         curl, code, message = failed[0]
         return _curl_failure(ex, code, message, curl.getinfo(pycurl.OS_ERRNO), policy)
