@@ -884,8 +884,9 @@ def _reading(results: list[dict], facts: dict) -> list[str]:
         f"({_s(one['parts'].get('publish/DuckDB warehouse', 0.0))} s), and the pages' "
         "charts.",
         f"2. An unchanged rerun is now mostly its {n:,} conditional requests "
-        f"({same['steps']['pull'] / n * 1000:.1f} ms each, bound by the HTTP client's work on "
-        "one core) and Prefect's fixed cost of a flow run.",
+        f"({same['steps']['pull'] / n * 1000:.1f} ms each: the client reading each source's "
+        "manifest and asking, the benchmark's Python server answering, on the same two cores) "
+        "and Prefect's fixed cost of a flow run.",
     ]
     if facts.get("load"):
         out += [
