@@ -61,15 +61,11 @@ def _rows_of(report: Any) -> dict[str, list[dict]]:
     return build_rows(info, read_bytes(report.text().encode("utf-8"), "text/plain"))
 
 
-def build_published(folder: Path, reports: int) -> None:
-    """Publish ``reports`` made-up reports as version 1.0.0, then two one-report changes."""
-    sys.path.insert(0, str(HERE))
-    from scale import make_report
+def dataset_info():
+    """The made-up dataset's metadata (also used by warehouse_append.py)."""
+    from reportdata.publish import DatasetInfo
 
-    from reportdata.pipeline import frames, merge
-    from reportdata.publish import DatasetInfo, publish
-
-    info = DatasetInfo(
+    return DatasetInfo(
         name=DATASET,
         title="县区工作报告中的数字 (benchmark)",
         description="Figures from made-up county reports, written by a benchmark.",
@@ -77,6 +73,17 @@ def build_published(folder: Path, reports: int) -> None:
             {"name": "CC0-1.0", "path": "https://creativecommons.org/publicdomain/zero/1.0/"}
         ],
     )
+
+
+def build_published(folder: Path, reports: int) -> None:
+    """Publish ``reports`` made-up reports as version 1.0.0, then two one-report changes."""
+    sys.path.insert(0, str(HERE))
+    from scale import make_report
+
+    from reportdata.pipeline import frames, merge
+    from reportdata.publish import publish
+
+    info = dataset_info()
     made = [make_report(n, seed=7) for n in range(reports)]
     parts = [_rows_of(r) for r in made]
     for step in range(3):

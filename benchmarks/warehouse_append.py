@@ -52,19 +52,12 @@ def build_dataset(published: Path, reports: int) -> tuple[Path, list[str]]:
     the warehouse as it stood after the first at ``<published>/../held-1.duckdb``."""
     sys.path.insert(0, str(HERE))
     from scale import make_report
-    from site_speed import _rows_of
+    from site_speed import _rows_of, dataset_info
 
     from reportdata.pipeline import frames, merge
-    from reportdata.publish import DatasetInfo, publish, read_base
+    from reportdata.publish import publish, read_base
 
-    info = DatasetInfo(
-        name=DATASET,
-        title="县区工作报告中的数字 (benchmark)",
-        description="Figures from made-up county reports, written by a benchmark.",
-        licenses=[
-            {"name": "CC0-1.0", "path": "https://creativecommons.org/publicdomain/zero/1.0/"}
-        ],
-    )
+    info = dataset_info()
     started = time.perf_counter()
     made = [make_report(n, seed=7) for n in range(reports)]
     parts = [_rows_of(r) for r in made]
