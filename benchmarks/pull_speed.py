@@ -110,12 +110,12 @@ def full_rerun(base: str, count: int, workers: int, root: Path) -> Callable[[], 
 
 def client_only(base: str, count: int, workers: int, root: Path) -> Callable[[], None]:
     """The callable asks every URL with its ETag over one shared client, as the pipeline does."""
-    from reportdata.pull import fetch_url, http_client
+    from reportdata.pull import HttpClient, fetch_url
 
     asks = [(f"{base}/r/{n}.txt", {"If-None-Match": etag(n)}) for n in range(count)]
 
     def run() -> None:
-        client = http_client(connections=workers)
+        client = HttpClient()
         with client, ThreadPoolExecutor(max_workers=workers) as pool:
             got = list(pool.map(lambda a: fetch_url(a[0], a[1], client=client), asks))
         assert all(g is None for g in got)  # every answer a 304

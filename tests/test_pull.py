@@ -306,7 +306,7 @@ def test_answers_of_304_keep_the_connection_for_the_next_pull(tmp_path: Path) ->
     server = ConditionalServer({"/report.txt": SENTENCES.encode()})
     try:
         project, web = web_project(tmp_path, f"{server.base}/report.txt")
-        with pull_module.http_client(connections=1) as client:
+        with pull_module.HttpClient() as client:
             first = pull(project, web, client=client)
             again = [pull(project, web, client=client) for _ in range(20)]
     finally:

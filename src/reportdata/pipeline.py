@@ -81,10 +81,10 @@ def pull_sources(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from reportdata.pull import http_client, pull
+    from reportdata.pull import HttpClient, pull
 
     workers = max(1, workers)
-    client = http_client(connections=workers)
+    client = HttpClient()
 
     def one(source: Source):
         try:

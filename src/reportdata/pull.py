@@ -334,11 +334,9 @@ class HttpClient:
     a rerun of many unchanged sources is made of. Use it as a context manager: leaving it
     closes the connections."""
 
-    def __init__(self, policy: Policy, connections: int) -> None:
+    def __init__(self) -> None:
         import urllib.request
 
-        self.policy = policy
-        self.connections = max(1, connections)  # the threads expected to share it
         self._local = threading.local()
         self._handles: list[tuple[Any, Any]] = []
         self._lock = threading.Lock()
@@ -498,11 +496,6 @@ def _gave_up(url: str, failure: _Transient, attempts: int, out_of_time: float | 
     return PullError(f"{url} {failure.what}; gave up after {tries}.")
 
 
-def http_client(policy: Policy | None = None, connections: int = 8) -> HttpClient:
-    """A client for ``connections`` pulls at once (see :class:`HttpClient`)."""
-    return HttpClient(policy or POLICY, connections)
-
-
 def fetch_url(
     url: str,
     conditional: dict[str, str] | None = None,
@@ -511,10 +504,10 @@ def fetch_url(
 ) -> Fetched | None:
     """A URL's bytes and headers (etag, last_modified, content_type), retrying passing
     failures; None when ``conditional`` headers were sent and the server answered 304.
-    ``client`` (from :func:`http_client`) is shared by concurrent pulls; without one, a
+    ``client`` (an :class:`HttpClient`) is shared by concurrent pulls; without one, a
     client is made for this URL alone."""
     if client is None:
-        with http_client(policy, connections=1) as own:
+        with HttpClient() as own:
             return fetch_url(url, conditional, policy, own)
     policy = policy or POLICY
     end = policy.clock() + policy.total
