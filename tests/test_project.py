@@ -325,6 +325,7 @@ def test_a_parsed_registry_is_kept_as_json_keyed_by_its_text(tmp_path, monkeypat
 
     def new_process() -> None:
         module._DOCS.clear()
+        module._COPIED.clear()
 
     monkeypatch.setattr(module, "_parse", counting)
     new_process()

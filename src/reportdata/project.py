@@ -237,6 +237,8 @@ def _parsed(root: Path, text: str) -> tuple[Any, str]:
             saved = json.loads(_copy_path(root).read_text(encoding="utf-8"))
             if isinstance(saved, dict) and saved.get("sha256") == digest:
                 doc = saved.get("doc")
+        if doc is not None:
+            _COPIED.add((str(_copy_path(root)), digest))
         if len(_DOCS) >= 4:
             _DOCS.clear()
         _DOCS[digest] = doc if doc is not None else _parse(text)
@@ -244,20 +246,26 @@ def _parsed(root: Path, text: str) -> tuple[Any, str]:
 
 
 _DOCS: dict[str, Any] = {}  # sha256 of a sources.yaml text → its parse (read only)
+_COPIED: set[tuple[str, str]] = set()  # (copy path, sha256) known to be on disk
 
 
 def _keep(root: Path, digest: str, doc: Any) -> None:
     """Keep the parse of a sources.yaml that loaded without a problem, when JSON holds its
-    values exactly (no dates, no keys other than text) and no copy of it is there yet; best
-    effort."""
+    values exactly (no dates, no keys other than text) and this process has not read or
+    written that copy already (`_parsed` notes the copies it read); best effort."""
+    path = _copy_path(root)
+    if (str(path), digest) in _COPIED:
+        return
     with contextlib.suppress(OSError, ValueError, AttributeError):
-        if json.loads(_copy_path(root).read_text(encoding="utf-8")).get("sha256") == digest:
+        if json.loads(path.read_text(encoding="utf-8")).get("sha256") == digest:
+            _COPIED.add((str(path), digest))
             return
     with contextlib.suppress(OSError, ValueError, TypeError):
         body = json.dumps({"sha256": digest, "doc": doc}, ensure_ascii=False)
         if json.loads(body)["doc"] == doc:
-            _copy_path(root).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(_copy_path(root), body.encode("utf-8"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, body.encode("utf-8"))
+            _COPIED.add((str(path), digest))
 
 
 def load(root: Path, keep: bool = False) -> Project:
