@@ -329,8 +329,9 @@ QUOTERS = {"quote_ident", "quote_literal"}
 # table of DuckDB types) or are constants at every call.
 TRUSTED_VARIABLES = {("warehouse.py", "_create_table"): {"t"}}
 # Calls whose result is SQL text of our own making, checked elsewhere: DuckDB type names from
-# a fixed table, numbers, and the schema DDL (itself built with quote_ident/quote_literal).
-TRUSTED_CALLS = {"_column_type", "duckdb_ddl", "max", "min", "len", "int"}
+# a fixed table, numbers, the schema DDL and the warehouse's document condition (both built
+# with quote_ident/quote_literal; see test_the_trusted_builders_quote_what_they_are_given).
+TRUSTED_CALLS = {"_column_type", "duckdb_ddl", "_among_documents", "max", "min", "len", "int"}
 SQL_METHODS = {"execute", "executemany", "sql", "query", "from_query"}
 
 
@@ -676,3 +677,14 @@ def test_the_flood_server_really_floods() -> None:
     with flood(cap=1 << 20) as server, httpx.stream("GET", server.base + "/x") as resp:
         total = sum(len(c) for c in resp.iter_bytes())
     assert total >= 1 << 20
+
+
+def test_the_trusted_builders_quote_what_they_are_given() -> None:
+    from reportdata.warehouse import _among_documents
+
+    hostile = {"x') OR true --", 'y"; DROP TABLE versions; --'}
+    condition = _among_documents(hostile)
+    assert condition == (
+        "\"document_id\" IN ('x'') OR true --', 'y\"; DROP TABLE versions; --')"
+    )
+    assert _among_documents(set()) == "false"

@@ -12,9 +12,11 @@ from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reportdata.errors import PublishError
-from reportdata.publish import DatasetInfo, publish, table_rows
+from reportdata.publish import DatasetInfo, publish, render_json, table_rows
 from reportdata.schema import TABLES, fields, primary_key, to_frame
 from reportdata.warehouse import README_QUERIES, build_warehouse, warehouse_path
 
@@ -199,12 +201,23 @@ def test_tables_are_typed_keyed_and_commented(two_versions: tuple[Path, str, str
             for field, (_, ctype, comment) in zip(fields(name), columns[1:], strict=True):
                 assert ctype == types[field["type"]]
                 assert comment == field["description"]
+            # stored once a distinct row, keyed by the table's key and its first version
+            history = con.sql(
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE table_name = ? ORDER BY column_index",
+                params=[f"{name}_history"],
+            ).fetchall()
+            assert history == [
+                *((f["name"], types[f["type"]]) for f in fields(name)),
+                ("first_seq", "INTEGER"),
+                ("last_seq", "INTEGER"),
+            ]
             pk = con.sql(
                 "SELECT constraint_column_names FROM duckdb_constraints() "
                 "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
-                params=[name],
+                params=[f"{name}_history"],
             ).fetchall()
-            assert pk == [(["version", *primary_key(name)],)]
+            assert pk == [([*primary_key(name), "first_seq"],)]
 
 
 def test_latest_views_hold_only_the_latest_version(two_versions: tuple[Path, str, str]) -> None:
@@ -215,6 +228,63 @@ def test_latest_views_hold_only_the_latest_version(two_versions: tuple[Path, str
         assert query(path, f'SELECT * FROM "latest_{name}" ORDER BY {key}') == expected_rows(
             rows, name
         )
+
+
+def test_each_row_is_stored_once_with_the_versions_holding_it(
+    two_versions: tuple[Path, str, str],
+) -> None:
+    path = build_warehouse(two_versions[0], "demo")
+    for name in TABLES:
+        old, new = set(expected_rows(rows_v1(), name)), set(expected_rows(rows_v2(), name))
+        if name == "indicators":
+            assert old & new and old - new and new - old  # kept, changed or gone, added rows
+        stored = query(
+            path,
+            f'SELECT * EXCLUDE (first_seq, last_seq), first_seq, last_seq FROM "{name}_history"',
+        )
+        assert len(stored) == len(old | new)  # not one copy a version
+        spans = {row[:-2]: row[-2:] for row in stored}
+        assert all(spans[row] == (1, None) for row in old & new)
+        assert all(spans[row] == (1, 1) for row in old - new)
+        assert all(spans[row] == (2, None) for row in new - old)
+
+
+def test_a_row_that_leaves_and_comes_back_is_held_twice(published: Path) -> None:
+    versions = [
+        _publish(published, rows, created)
+        for rows, created in (
+            (rows_v1(), "2025-01-01T00:00:00Z"),
+            (rows_v2(), "2025-02-01T00:00:00Z"),
+            (rows_v1(), "2025-03-01T00:00:00Z"),
+        )
+    ]
+    path = build_warehouse(published / "demo", "demo")
+    rebuilt_rows = query(path, "SELECT * FROM indicators_history ORDER BY ALL")
+    spans = query(
+        path,
+        f"SELECT value, first_seq, last_seq FROM indicators_history "
+        f"WHERE indicator_id = '{REVENUE_ID}' ORDER BY first_seq",
+    )
+    # 4.7亿元, corrected to 4.9 in the second version, back to 4.7 in the third
+    assert spans == [(4.7, 1, 1), (4.9, 2, 2), (4.7, 3, None)]
+    held = query(
+        path,
+        f"SELECT version FROM indicators WHERE indicator_id = '{REVENUE_ID}' AND value = 4.7 "
+        "ORDER BY 1",
+    )
+    assert held == [(versions[0],), (versions[2],)]
+    for version, rows in zip(versions, (rows_v1(), rows_v2(), rows_v1()), strict=True):
+        for name in TABLES:
+            got = query(
+                path,
+                f'SELECT * EXCLUDE (version) FROM "{name}" '
+                f"WHERE version = '{version}' ORDER BY ALL",
+            )
+            assert got == sorted(expected_rows(rows, name))
+    # the file each publish appended to holds what this rebuild does
+    assert rebuilt_rows == query(
+        published / "demo" / "demo.duckdb", "SELECT * FROM indicators_history ORDER BY ALL"
+    )
 
 
 def _changes_json(version_dir: Path) -> dict[str, Any] | None:
@@ -229,8 +299,8 @@ def test_versions_table(two_versions: tuple[Path, str, str]) -> None:
     parts = [tuple(int(p) for p in v.split(".")) for v in (first, second)]
     bump = (_changes_json(dataset_dir / second) or {}).get("bump", "minor")
     assert got == [
-        (first, "2025-01-01T00:00:00Z", "initial", None, False, *parts[0]),
-        (second, "2025-02-01T00:00:00Z", bump, first, True, *parts[1]),
+        (first, 1, "2025-01-01T00:00:00Z", "initial", None, False, *parts[0]),
+        (second, 2, "2025-02-01T00:00:00Z", bump, first, True, *parts[1]),
     ]
 
 
@@ -244,9 +314,9 @@ def test_versions_without_changes_json_are_told_from_their_numbers(published: Pa
         (folder / "datapackage.json").write_text(json.dumps(package))
     path = build_warehouse(published / "demo", "demo")
     assert query(path, "SELECT * FROM versions ORDER BY major, minor, patch") == [
-        ("1.0.0", "2025-01-01", "initial", None, False, 1, 0, 0),
-        ("1.0.1", "2025-02-01", "patch", "1.0.0", False, 1, 0, 1),
-        ("2.0.0", None, "major", "1.0.1", True, 2, 0, 0),
+        ("1.0.0", 1, "2025-01-01", "initial", None, False, 1, 0, 0),
+        ("1.0.1", 2, "2025-02-01", "patch", "1.0.0", False, 1, 0, 1),
+        ("2.0.0", 3, None, "major", "1.0.1", True, 2, 0, 0),
     ]
     assert query(path, "SELECT count(*) FROM indicators") == [(0,)]
 
@@ -754,7 +824,7 @@ def test_a_loosened_schema_makes_the_column_nullable(
     dataset_dir = dataset_copy(three_published, tmp_path, held=2)
     sql = (
         "SELECT is_nullable FROM duckdb_columns() "
-        "WHERE table_name = 'indicators' AND column_name = 'measure'"
+        "WHERE table_name = 'indicators_history' AND column_name = 'measure'"
     )
     assert query(dataset_dir / "demo.duckdb", sql) == [(False,)]
     _schema_loosened(dataset_dir)
@@ -823,3 +893,120 @@ def test_a_reader_keeps_the_old_file_while_versions_are_appended(
         assert _first_cell_elsewhere(path, sql) == ["1.0.0", "1.1.0", "1.1.1"]
     finally:
         reader.close()
+
+
+@pytest.fixture
+def compared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """Records, for each table a build appends, whether only some documents' rows were read
+    (True) or every row (False)."""
+    from reportdata import warehouse
+
+    calls: list[tuple[str, bool]] = []
+    real = warehouse._document_rows
+
+    def recording(con: Any, table: str, *args: Any) -> bytes | None:
+        part = real(con, table, *args)
+        calls.append((table, part is not None))
+        return part
+
+    monkeypatch.setattr(warehouse, "_document_rows", recording)
+    return calls
+
+
+def histories(path: Path) -> dict[str, list[tuple]]:
+    return {name: table_contents(path, f"{name}_history") for name in TABLES}
+
+
+def without_changes_json(dataset_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the version folders without their changes.json: every row is compared."""
+    copy = tmp_path / "plain" / "demo"
+    shutil.copytree(dataset_dir, copy, ignore=shutil.ignore_patterns("demo.duckdb*"))
+    for changes in copy.glob("*/changes.json"):
+        changes.unlink()
+    return copy
+
+
+def test_an_append_reads_only_the_documents_changes_json_names(
+    three_published: dict[str, Any], tmp_path: Path, compared: list[tuple[str, bool]]
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    path = build_warehouse(dataset_dir, "demo")
+    assert compared == [(name, True) for name in TABLES]
+    reference = build_warehouse(without_changes_json(dataset_dir, tmp_path), "demo")
+    assert histories(path) == histories(reference)
+    jobs = query(path, "SELECT first_seq, last_seq FROM indicators_history WHERE value = 4800")
+    assert jobs == [(2, 2)]  # corrected to 5200 in the third version
+
+
+def _other_row_edited(dataset_dir: Path) -> None:
+    """A row of a document changes.json does not name differs from the previous version's."""
+    path = dataset_dir / "1.1.1" / "indicators.json"
+    path.write_bytes(path.read_bytes().replace("固定资产投资".encode(), "固定资产投入".encode()))
+
+
+def _other_row_dropped(dataset_dir: Path) -> None:
+    """A row of a document changes.json does not name is missing from the new version."""
+    path = dataset_dir / "1.1.1" / "indicators.json"
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    path.write_bytes(render_json([r for r in rows if r["subject"] != "接待游客"]))
+
+
+def _made_against_another_version(dataset_dir: Path) -> None:
+    path = dataset_dir / "1.1.1" / "changes.json"
+    changes = json.loads(path.read_text(encoding="utf-8"))
+    changes["previous"] = "1.0.0"
+    path.write_text(json.dumps(changes, ensure_ascii=False), encoding="utf-8")
+
+
+def _not_one_row_a_line(dataset_dir: Path) -> None:
+    path = dataset_dir / "1.1.1" / "indicators.json"
+    path.write_text(json.dumps(json.loads(path.read_text(encoding="utf-8")), ensure_ascii=False))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_other_row_edited, _other_row_dropped, _made_against_another_version, _not_one_row_a_line],
+)
+def test_an_append_compares_every_row_when_the_rest_is_not_shown_the_same(
+    three_published: dict[str, Any],
+    tmp_path: Path,
+    compared: list[tuple[str, bool]],
+    change: Any,
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    change(dataset_dir)
+    path = build_warehouse(dataset_dir, "demo")
+    assert ("indicators", True) not in compared
+    reference = build_warehouse(without_changes_json(dataset_dir, tmp_path), "demo")
+    assert histories(path) == histories(reference)
+    latest = query(path, "SELECT * FROM latest_indicators ORDER BY ALL")
+    written = json.loads((dataset_dir / "1.1.1" / "indicators.json").read_text("utf-8"))
+    assert latest == sorted(tuple(r.values()) for r in written)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 3)), max_size=8),
+    edits=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 3)), max_size=3),
+    touched=st.sets(st.sampled_from("abcd")),
+)
+def test_the_other_rows_are_the_same_bytes_exactly_when_they_are_the_same_rows(
+    before: list[tuple[str, int]], edits: list[tuple[int, int]], touched: set[str]
+) -> None:
+    from reportdata.warehouse import _others, _row_spans, _same_bytes
+
+    after = list(before)
+    for at, value in edits:  # change, or drop (value 0), rows of any document
+        if at < len(after):
+            after[at : at + 1] = [] if value == 0 else [(after[at][0], value + 10)]
+
+    def render(rows: list[tuple[str, int]]) -> bytes:
+        return render_json([{"document_id": d, "value": v} for d, v in rows])
+
+    old, new = render(before), render(after)
+    old_spans, new_spans = _row_spans(old, touched), _row_spans(new, touched)
+    assert old_spans is not None and new_spans is not None
+    same = _same_bytes(_others(new, new_spans), _others(old, old_spans))
+    assert same == (
+        [r for r in before if r[0] not in touched] == [r for r in after if r[0] not in touched]
+    )

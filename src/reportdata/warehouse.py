@@ -1,17 +1,25 @@
 """The dataset warehouse: one DuckDB file holding every published version of a dataset.
 
 ``published/<dataset>/<dataset>.duckdb`` sits at a stable path and is brought up to date after
-each release: the versions published since the last build are appended to a copy of the file,
-so a release costs the rows it adds, not the size of the catalog. It is rebuilt from every
-version folder instead whenever appending could give other contents than a rebuild: no usable
-file, a version removed or one older than those it holds, or the tables' definitions no longer
-those today's schemas and versions give. It holds:
+each release: the versions published since the last build are appended to a copy of the file.
+It is rebuilt from every version folder instead whenever appending could give other contents
+than a rebuild: no usable file, a version removed or one older than those it holds, or the
+tables' definitions no longer those today's schemas and versions give. It holds:
 
-- one table a schema table (``documents``, ``sections``, ``indicators``) with the schema's
-  columns and types after a leading ``version`` column, keyed by (version, the table's key);
-- ``versions``: one row a version (created, bump, previous, is_latest, major/minor/patch);
+- one table ``<table>_history`` a schema table (``documents``, ``sections``, ``indicators``):
+  each distinct row once, with the schema's columns and types, and the first and last version
+  that hold it (``first_seq``, ``last_seq``: positions in ``versions``; ``last_seq`` is null
+  while the newest version holds the row), keyed by (the table's key, first_seq);
+- views ``documents``, ``sections``, ``indicators``: every version's rows, a leading
+  ``version`` column saying which, as if each version were stored whole;
+- ``versions``: one row a version (seq, created, bump, previous, is_latest, major/minor/patch);
 - ``changes``: one row an added or removed row, or a changed field, from each ``changes.json``;
 - views ``latest_<table>``: the latest version's rows, without the version column.
+
+Storing each row once keeps the file the size of the rows ever published, not of every
+version's copy of them, and appending a version costs the rows it changed: its rows are read
+and compared with those the newest version holds (inside DuckDB), the rows gone or changed
+get their last version, and only the new and changed rows are inserted.
 
 Rows are read from each version's JSON files, which keep what CSV cannot tell apart (an empty
 string from a null) and round-trip every number. Each version is read with the types of its own
@@ -30,6 +38,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +47,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from reportdata.delta import SOURCE_FIELD
 from reportdata.errors import PublishError
 from reportdata.fsutil import exclusive_lock, fsync_dir
 from reportdata.publish import format_number, latest_version
@@ -58,6 +68,7 @@ _CHANGE_KINDS = ("added", "removed", "changed")
 # (name, type, NOT NULL, description) of the tables the warehouse adds to the schema tables.
 _VERSIONS_COLUMNS = (
     ("version", "VARCHAR", True, "Version number, like 1.2.0."),
+    ("seq", "INTEGER", True, "Position in version order: 1 for the oldest version."),
     ("created", "VARCHAR", False, "When the version was published (ISO 8601, UTC)."),
     ("bump", "VARCHAR", True, "initial, major, minor (rows only added) or patch."),
     ("previous", "VARCHAR", False, "The version before this one; null for the first."),
@@ -78,6 +89,17 @@ _CHANGES_COLUMNS = (
     ("new_value", "VARCHAR", False, "The column's value after, as text; null when none."),
 )
 _VERSION_COMMENT = "Published version the row belongs to (see the versions table)."
+# (name, type, NOT NULL, description) of the columns a history table adds to a schema table.
+_SPAN_COLUMNS = (
+    ("first_seq", "INTEGER", True, "The first version holding this row (its versions.seq)."),
+    (
+        "last_seq",
+        "INTEGER",
+        False,
+        "The last version holding this row (its versions.seq); null while the newest does.",
+    ),
+)
+_OPEN = 2147483647  # stands for a null last_seq in range conditions (the largest INTEGER)
 
 README_QUERIES: list[tuple[str, str]] = [
     (
@@ -367,13 +389,17 @@ def _create_table(
         )
 
 
+def _history(table: str) -> str:
+    return f"{table}_history"
+
+
 def _create_data_table(
     con: duckdb.DuckDBPyConnection, table: str, versions: list[_Version]
 ) -> None:
-    """A schema table with a leading version column; NOT NULL where every version requires it."""
+    """The history table of a schema table (NOT NULL where every version requires the
+    column) and its view of every version's rows."""
     key = primary_key(table)
-    columns = [("version", "VARCHAR", True)]
-    comments = {"version": _VERSION_COMMENT}
+    columns, comments = [], {}
     for field in fields(table):
         name = field["name"]
         required = _is_required(field, key)
@@ -390,10 +416,35 @@ def _create_data_table(
         columns.append((name, _column_type(field), required))
         if field.get("description"):
             comments[name] = field["description"]
+    history = _history(table)
+    for name, ctype, not_null, text in _SPAN_COLUMNS:
+        columns.append((name, ctype, not_null))
+        comments[name] = text
     schema = load_schema(table)
     described = schema.get("description") or schema.get("title") or table
-    table_comment = f"{described} Every published version; `version` says which."
-    _create_table(con, table, columns, ["version", *key], comments, table_comment)
+    _create_table(
+        con,
+        history,
+        columns,
+        [*key, "first_seq"],
+        comments,
+        f"{described} Each distinct row once, with the first and last version holding it; "
+        f"the view {table} lists it once for each of those versions.",
+    )
+    names = ", ".join(f"h.{quote_ident(f['name'])}" for f in fields(table))
+    view = quote_ident(table)
+    con.execute(
+        f"CREATE VIEW {view} AS SELECT v.version, {names} "
+        f"FROM {quote_ident(history)} AS h JOIN versions AS v "
+        f"ON v.seq >= h.first_seq AND v.seq <= coalesce(h.last_seq, {_OPEN})"
+    )
+    con.execute(
+        f"COMMENT ON VIEW {view} IS "
+        + quote_literal(f"{described} Every published version; `version` says which.")
+    )
+    for name, text in {"version": _VERSION_COMMENT, **comments}.items():
+        if name not in ("first_seq", "last_seq"):
+            con.execute(f"COMMENT ON COLUMN {view}.{quote_ident(name)} IS {quote_literal(text)}")
 
 
 def _is_required(field: dict[str, Any], key: list[str]) -> bool:
@@ -401,45 +452,225 @@ def _is_required(field: dict[str, Any], key: list[str]) -> bool:
     return bool(field.get("constraints", {}).get("required")) or field.get("name") in key
 
 
-def _load_data_table(con: duckdb.DuckDBPyConnection, table: str, version: _Version) -> None:
-    """Insert one version's rows of `table` from its JSON file, in one statement."""
-    old_fields = version.schema_fields(table)
-    if old_fields is None:
-        return
-    path = version.folder / f"{table}.json"
-    if not path.is_file():
-        raise PublishError(f"Version {version.version} has no {path.name}.")
-    struct = ", ".join(
-        f"{quote_literal(name)}: {quote_literal(_column_type(f))}" for name, f in old_fields.items()
-    )
+def _load_data_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    version: _Version,
+    seq: int,
+    previous: _Version | None,
+) -> None:
+    """Make the history of `table` hold `version` (number `seq`, after `previous`, the newest it
+    holds): rows gone or changed get their last version, new and changed rows are added.
+
+    When its changes.json was made against `previous`, only the rows of the documents it names
+    are read and compared, once the other rows are shown to be byte for byte those of
+    `previous`'s file (see `_document_rows`); otherwise every row is read and compared."""
     names = [f["name"] for f in fields(table)]
+    old_fields = version.schema_fields(table)
     selects = []
     for field in fields(table):
         name = field["name"]
-        if name not in old_fields:
-            selects.append(f"CAST(NULL AS {_column_type(field)})")
+        ctype = _column_type(field)
+        if old_fields is None or name not in old_fields:
+            selects.append(f"CAST(NULL AS {ctype}) AS {quote_ident(name)}")
         else:
-            selects.append(f"CAST({quote_ident(name)} AS {_column_type(field)})")
-    max_object = max(_JSON_OBJECT_MIN, path.stat().st_size + 1)
-    source = (
-        f"read_json({quote_literal(str(path))}, format = 'array', columns = {{{struct}}}, "
-        f"maximum_object_size = {max_object})"
-    )
-    columns = ", ".join(quote_ident(n) for n in ["version", *names])
+            selects.append(f"CAST({quote_ident(name)} AS {ctype}) AS {quote_ident(name)}")
+    history = quote_ident(_history(table))
+    key = primary_key(table)
+    columns = ", ".join(quote_ident(n) for n in names)
+    held = f"SELECT {columns} FROM {history} WHERE last_seq IS NULL"
+    with contextlib.ExitStack() as stack:
+        if old_fields is None:  # the version has no such table: it holds none of its rows
+            source = "(SELECT 1) WHERE false"
+        else:
+            path = version.folder / f"{table}.json"
+            if not path.is_file():
+                raise PublishError(f"Version {version.version} has no {path.name}.")
+            touched = _touched(version, previous, table)
+            part = None
+            if touched is not None and previous is not None:
+                part = _document_rows(con, table, path, previous.folder / path.name, touched)
+            if part is not None and touched is not None:
+                held += f" AND {_among_documents(touched)}"
+                rows_file = stack.enter_context(tempfile.NamedTemporaryFile(suffix=".json"))
+                rows_file.write(part)
+                rows_file.flush()
+                path = Path(rows_file.name)
+            struct = ", ".join(
+                f"{quote_literal(n)}: {quote_literal(_column_type(f))}"
+                for n, f in old_fields.items()
+            )
+            max_object = max(_JSON_OBJECT_MIN, path.stat().st_size + 1)
+            source = (
+                f"read_json({quote_literal(str(path))}, format = 'array', "
+                f"columns = {{{struct}}}, maximum_object_size = {max_object})"
+            )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {', '.join(selects)} FROM {source}"
+        )
+    if seq > 1:  # rows the newest version holds that this one does not (gone or changed)
+        keys = ", ".join(quote_ident(k) for k in key)
+        same = " AND ".join(f"h.{quote_ident(k)} = g.{quote_ident(k)}" for k in key)
+        con.execute(
+            f"UPDATE {history} AS h SET last_seq = {int(seq) - 1} "
+            f"FROM (SELECT {keys} FROM ({held} EXCEPT SELECT {columns} FROM _incoming)) AS g "
+            f"WHERE h.last_seq IS NULL AND {same}"
+        )
+    order = ", ".join(quote_ident(k) for k in key)
     con.execute(
-        f"INSERT INTO {quote_ident(table)} ({columns}) "
-        f"SELECT {quote_literal(version.version)}, {', '.join(selects)} FROM {source}"
+        f"INSERT INTO {history} ({columns}, first_seq) "
+        f"SELECT {columns}, {int(seq)} FROM (SELECT {columns} FROM _incoming EXCEPT {held}) "
+        f"ORDER BY {order}"
     )
+    con.execute("DROP TABLE _incoming")
+
+
+def _touched(version: _Version, previous: _Version | None, table: str) -> set[str] | None:
+    """The documents whose rows of `table` its changes.json says differ from `previous`'s;
+    None when it cannot tell (no changes.json, made against another version, incomplete
+    lists, rows matched by another key or without a document)."""
+    changes = version.changes
+    if previous is None or not isinstance(changes, dict):
+        return None
+    tables = changes.get("tables")
+    if changes.get("previous") != previous.version or not isinstance(tables, dict):
+        return None
+    entry = tables.get(table)
+    if not isinstance(entry, dict) or list(entry.get("key") or []) != primary_key(table):
+        return None
+    if SOURCE_FIELD not in {f["name"] for f in fields(table)}:
+        return None
+    counts = entry.get("counts") or {}
+    touched: set[str] = set()
+    for kind in _CHANGE_KINDS:
+        items = entry.get(kind) or []
+        if not isinstance(items, list) or counts.get(kind, len(items)) != len(items):
+            return None
+        for item in items:
+            document = item.get(SOURCE_FIELD) if isinstance(item, dict) else None
+            if document is None and kind == "changed" and isinstance(item, dict):
+                document = (item.get("key") or {}).get(SOURCE_FIELD)
+            if not isinstance(document, str):
+                return None
+            touched.add(document)
+    return touched
+
+
+def _among_documents(documents: set[str]) -> str:
+    """A condition: the row belongs to one of `documents`."""
+    if not documents:
+        return "false"
+    listed = ", ".join(quote_literal(d) for d in sorted(documents))
+    return f"{quote_ident(SOURCE_FIELD)} IN ({listed})"
+
+
+def _document_rows(
+    con: duckdb.DuckDBPyConnection, table: str, path: Path, before: Path, documents: set[str]
+) -> bytes | None:
+    """The rows of `documents` in a version's JSON file of `table` (`path`), as a JSON array.
+
+    None unless both it and the previous version's file (`before`) are one row a line, their
+    other rows are the same bytes, and the history holds as many rows open for the other
+    documents: then those rows need neither reading nor comparing."""
+    try:
+        new, old = path.read_bytes(), before.read_bytes()
+    except OSError:
+        return None
+    new_spans, old_spans = _row_spans(new, documents), _row_spans(old, documents)
+    if new_spans is None or old_spans is None:
+        return None
+    if not _same_bytes(_others(new, new_spans), _others(old, old_spans)):
+        return None
+    total = new.count(b"\n") - 2 if new != b"[]\n" else 0
+    (others,) = con.execute(
+        f"SELECT count(*) FROM {quote_ident(_history(table))} "
+        f"WHERE last_seq IS NULL AND NOT ({_among_documents(documents)})"
+    ).fetchone() or (None,)
+    if others is None or others + len(new_spans) != total:
+        return None
+    lines = [new[start:end] for start, end in new_spans]
+    return b"[\n" + b",\n".join(lines) + b"\n]\n" if lines else b"[]\n"
+
+
+def _row_spans(data: bytes, documents: set[str]) -> list[tuple[int, int]] | None:
+    """Where the rows of `documents` lie in a table's JSON file written one row a line (as
+    `publish.render_json` writes it), in file order, without their separators. A quotation
+    mark inside a string is always escaped, so ``"document_id": "…"`` followed by ``,`` or
+    ``}`` is only ever that field; each line found is parsed to make sure. None when the file
+    or a line found is not so."""
+    if data == b"[]\n":
+        return []
+    if not (data.startswith(b"[\n") and data.endswith(b"\n]\n")):
+        return None
+    spans: dict[int, int] = {}
+    for document in documents:
+        literal = f'"{SOURCE_FIELD}": {json.dumps(document, ensure_ascii=False)}'.encode()
+        at = data.find(literal)
+        while at != -1:
+            end = at + len(literal)
+            if data[end : end + 1] in (b",", b"}"):
+                start = data.rfind(b"\n", 0, at) + 1
+                stop = data.find(b"\n", end)
+                if data[stop - 1 : stop] == b",":
+                    stop -= 1
+                try:
+                    row = json.loads(data[start:stop])
+                except ValueError:
+                    return None
+                if not isinstance(row, dict) or row.get(SOURCE_FIELD) != document:
+                    return None
+                spans[start] = stop
+            at = data.find(literal, end)
+    return sorted(spans.items())
+
+
+_Piece = tuple[bytes, int, int]  # bytes[start:end], without copying
+
+
+def _others(data: bytes, spans: list[tuple[int, int]]) -> list[_Piece]:
+    """The rows of a JSON file written one row a line but those at `spans`, each followed by
+    ``,\\n``, as pieces of the file: files holding the same other rows give the same bytes."""
+    if data == b"[]\n":
+        return []
+    end = len(data) - 3  # the rows lie in data[2:end], joined by ",\n"
+    pieces, at = [], 2
+    for start, stop in spans:
+        pieces.append((data, at, start))
+        at = stop + 2  # past the row and the ",\n" after it (the last row has none)
+    if at < end:
+        pieces += [(data, at, end), (b",\n", 0, 2)]
+    return pieces
+
+
+def _same_bytes(a: list[_Piece], b: list[_Piece]) -> bool:
+    """Whether two lists of pieces make the same bytes (compared piece by piece, no copy)."""
+    if sum(e - s for _, s, e in a) != sum(e - s for _, s, e in b):
+        return False
+    i = j = 0
+    a_at, b_at = (a[0][1] if a else 0), (b[0][1] if b else 0)
+    while i < len(a) and j < len(b):
+        (a_data, _, a_end), (b_data, _, b_end) = a[i], b[j]
+        n = min(a_end - a_at, b_end - b_at)
+        if not a_data.startswith(memoryview(b_data)[b_at : b_at + n], a_at):
+            return False
+        a_at, b_at = a_at + n, b_at + n
+        if a_at == a_end:
+            i += 1
+            a_at = a[i][1] if i < len(a) else 0
+        if b_at == b_end:
+            j += 1
+            b_at = b[j][1] if j < len(b) else 0
+    return True
 
 
 def _create_latest_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """View ``latest_<table>``: the rows of the version marked latest, without `version`."""
     view = quote_ident(f"latest_{table}")
     columns = ", ".join(quote_ident(f["name"]) for f in fields(table))
-    version, versions, is_latest = (quote_ident(n) for n in ("version", "versions", "is_latest"))
+    latest = "(SELECT seq FROM versions WHERE is_latest)"
     con.execute(
-        f"CREATE VIEW {view} AS SELECT {columns} FROM {quote_ident(table)} "
-        f"WHERE {version} = (SELECT {version} FROM {versions} WHERE {is_latest})"
+        f"CREATE VIEW {view} AS SELECT {columns} FROM {quote_ident(_history(table))} "
+        f"WHERE first_seq <= {latest} AND coalesce(last_seq, {_OPEN}) >= {latest}"
     )
     con.execute(
         f"COMMENT ON VIEW {view} IS "
@@ -475,11 +706,11 @@ def _create_side_table(
 
 def _create_schema(con: duckdb.DuckDBPyConnection, versions: list[_Version]) -> None:
     """The empty tables and views of a warehouse of `versions` (descriptors suffice)."""
-    for table in TABLES:
-        _create_data_table(con, table, versions)
     _create_side_table(
         con, "versions", _VERSIONS_COLUMNS, ["version"], "One row a published version."
     )
+    for table in TABLES:
+        _create_data_table(con, table, versions)
     _create_side_table(
         con,
         "changes",
@@ -496,8 +727,9 @@ def _load_versions(
 ) -> None:
     """Insert the rows of ``versions[start:]`` (their changes.json read) into every table."""
     for table in TABLES:
-        for version in versions[start:]:
-            _load_data_table(con, table, version)
+        for seq, version in enumerate(versions[start:], start + 1):
+            previous = versions[seq - 2] if seq > 1 else None
+            _load_data_table(con, table, version, seq, previous)
     previous = _previous_versions(versions)
     _insert_frame(con, "versions", _versions_frame(versions, previous, latest, start))
     _insert_frame(con, "changes", _changes_frame(versions[start:], previous))
@@ -562,16 +794,16 @@ def _held_state(con: duckdb.DuckDBPyConnection, versions: list[_Version]) -> _He
         if _catalog(con) != _expected_catalog(versions):
             return None
         held = con.execute(
-            "SELECT version, created, is_latest FROM versions ORDER BY major, minor, patch"
+            "SELECT version, created, is_latest, seq FROM versions ORDER BY major, minor, patch"
         ).fetchall()
     except duckdb.Error:
         return None
     if not held or len(held) > len(versions):
         return None
-    for (name, created, _), version in zip(held, versions, strict=False):
-        if name != version.version or created != _created(version):
+    for i, ((name, created, _, seq), version) in enumerate(zip(held, versions, strict=False)):
+        if name != version.version or created != _created(version) or seq != i + 1:
             return None
-    latest = [name for name, _, is_latest in held if is_latest]
+    latest = [name for name, _, is_latest, _ in held if is_latest]
     return _Held(len(held), latest[0] if len(latest) == 1 else None)
 
 
@@ -617,6 +849,7 @@ def _versions_frame(
         rows.append(
             {
                 "version": version.version,
+                "seq": i + 1,
                 "created": _created(version),
                 "bump": str(bump),
                 "previous": previous[version.version],
