@@ -20,6 +20,10 @@ there. Peak memory is the getrusage high-water mark of the run's process and its
 children, and (with psutil, when installed) the largest sum of the resident memory of the
 process and all its descendants, Dask workers included, sampled every 0.2 s.
 
+A run's process cannot import the project's test-only dependencies (the `test` extra of
+pyproject.toml): installed in the benchmark's environment, they are not in a user's, and
+pandera imports Hypothesis when it is there (about half a second).
+
 The numbers are written to the `# Scale` section of docs/benchmarks.md.
 """
 
@@ -545,6 +549,22 @@ def _task_runs(flow_started: float) -> dict:
         else None,
         "reused": reused,
     }
+
+
+class _HideTestOnly:
+    """An import finder that refuses the project's test-only packages, so that a run's
+    process imports what it would in a user's install (``pip install reportdata``)."""
+
+    def __init__(self) -> None:
+        import tomllib
+
+        extras = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+        names = extras["project"]["optional-dependencies"]["test"]
+        self.hidden = {re.split(r"[\[<>=!~ ;]", n, maxsplit=1)[0].lower() for n in names}
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.split(".")[0] in self.hidden:
+            raise ModuleNotFoundError(f"No module named {name!r} (test-only)", name=name)
 
 
 def child(spec: dict) -> dict:
@@ -1077,6 +1097,7 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        sys.meta_path.insert(0, _HideTestOnly())
         sys.path.insert(0, str(ROOT))
         print(json.dumps(child(json.loads(args.child))))
         return
