@@ -262,3 +262,107 @@ def test_sources_whose_rows_interleave_in_key_order_are_merged_row_by_row(tmp_pa
     assert _publish_spliced(spliced, docs, {"a-1", "c"}).new
     assert "indicators" in merged_by_rows
     assert _version_files(whole) == _version_files(spliced)
+
+
+def _blocks_of(base) -> dict[str, list[tuple]]:
+    return {
+        name: [(b.source, b.first, b.last, bytes(b.csv), bytes(b.json), b.count) for b in t.blocks]
+        for name, t in base.tables.items()
+    }
+
+
+def test_a_version_says_where_each_sources_rows_lie(tmp_path, monkeypatch):
+    from reportdata import delta
+
+    _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(6)})
+    folder = tmp_path / "county" / "1.0.0"
+    assert (folder / delta.INDEX).is_file()
+    scanned = _blocks_of(read_base(tmp_path, "county", "1.0.0"))
+
+    def no_scan(*args):
+        raise AssertionError("the files were scanned")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(delta, "_blocks", no_scan)
+        indexed = _blocks_of(read_base(tmp_path, "county", "1.0.0"))
+    assert indexed == scanned
+    (folder / delta.INDEX).unlink()  # a version without one (an older release) is scanned
+    assert _blocks_of(read_base(tmp_path, "county", "1.0.0")) == scanned
+
+
+def _edit_index(edit):
+    def change(index: dict) -> None:
+        edit(index["tables"]["indicators"]["blocks"])
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _edit_index(lambda b: b[0].__setitem__(3, b[0][3] + 1)),  # a CSV length off by one
+        _edit_index(lambda b: (b[0].__setitem__(4, b[0][4] - 3), b[1].__setitem__(4, b[1][4] + 3))),
+        _edit_index(lambda b: b[1].__setitem__(0, b[0][0])),  # another source named
+        _edit_index(lambda b: b[1].__setitem__(2, b[0][2])),  # a wrong last key
+        _edit_index(lambda b: b[2].__setitem__(5, b[2][5] + 1)),  # a wrong row count
+        _edit_index(lambda b: b.__setitem__(slice(0, 2), b[1::-1])),  # two blocks swapped
+        _edit_index(lambda b: b.pop()),  # a block left out
+        lambda index: index.__setitem__("format", 2),
+    ],
+)
+def test_an_index_that_disagrees_with_the_files_is_not_used(tmp_path, change):
+    from reportdata import delta
+
+    docs = {f"b{n}": _text(n) for n in range(6)}
+    whole, spliced = tmp_path / "whole", tmp_path / "spliced"
+    _publish_whole(whole, docs)
+    shutil.copytree(whole, spliced)
+    path = spliced / "county" / "1.0.0" / delta.INDEX
+    index = json.loads(path.read_text("utf-8"))
+    change(index)
+    path.write_text(json.dumps(index, ensure_ascii=False), "utf-8")
+    if index["format"] == 1:  # the entry itself is refused, not just harmless
+        folder = path.parent
+        files = [(folder / f"indicators.{ext}").read_bytes() for ext in ("csv", "json")]
+        entry = index["tables"]["indicators"]
+        assert delta._indexed_blocks("indicators", *files, entry) is None
+    assert _blocks_of(read_base(spliced, "county", "1.0.0")) == _blocks_of(
+        read_base(whole, "county", "1.0.0")
+    )
+    docs["b3"] = _text(33, twist=",更正")
+    _publish_whole(whole, docs)
+    _publish_spliced(spliced, docs, {"b3"})
+    written = {k: v for k, v in _version_files(spliced).items() if "1.0.0" not in k}
+    assert written == {k: v for k, v in _version_files(whole).items() if "1.0.0" not in k}
+
+
+def test_garbage_in_place_of_an_index_is_ignored(tmp_path):
+    from reportdata import delta
+
+    _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(3)})
+    scanned = _blocks_of(read_base(tmp_path, "county", "1.0.0"))
+    (tmp_path / "county" / "1.0.0" / delta.INDEX).write_bytes(b"\xff not json")
+    assert _blocks_of(read_base(tmp_path, "county", "1.0.0")) == scanned
+
+
+@pytest.mark.parametrize("corrupted", ["indicators.json", "sections.csv", "changes.json"])
+def test_a_spliced_file_written_wrong_publishes_nothing(tmp_path, monkeypatch, corrupted):
+    from reportdata import publish as publishing
+
+    docs = {f"b{n}": _text(n) for n in range(4)}
+    _publish_whole(tmp_path, docs)
+    real = publishing._write_synced
+
+    def writes_wrong(path: Path, data: bytes) -> None:
+        if path.name == corrupted:  # one byte off, as a bad disk or a bug would leave it
+            data = data[:-2] + bytes([data[-2] ^ 1]) + data[-1:]
+        real(path, data)
+
+    monkeypatch.setattr(publishing, "_write_synced", writes_wrong)
+    docs["b1"] = _text(11, twist=",更正")
+    with pytest.raises(ValidationFailed, match="failed frictionless validation"):
+        _publish_spliced(tmp_path, docs, {"b1"})
+    assert _newest(tmp_path) == "1.0.0"
+    assert sorted(p.name for p in (tmp_path / "county").iterdir() if p.name[0].isdigit()) == [
+        "1.0.0"
+    ]

@@ -30,6 +30,9 @@ from reportdata.errors import PublishError, ValidationFailed
 from reportdata.schema import TABLES, field_names, fields, primary_key
 
 SOURCE_FIELD = "document_id"
+INDEX = ".blocks.json"
+"""A hidden file in a version folder saying where each source's rows lie in its tables (see
+`block_index`), so that building the next version on it need not scan its files."""
 
 Row = tuple[tuple[str, ...], str, bytes, bytes]
 """One row of a table: its primary key, its source (document_id), its CSV line and its JSON
@@ -260,6 +263,7 @@ def read_version(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVer
         resources = {r["name"]: r for r in descriptor["resources"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DeltaUnusable(f"its datapackage.json cannot be read ({exc})") from exc
+    index = _read_index(folder)
     tables: dict[str, BaseTable] = {}
     for name in TABLES:
         if not usable_schema(name):
@@ -280,29 +284,126 @@ def read_version(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVer
             data[resource["format"]] = content
         csv_bytes, json_bytes = data["csv"], data["json"]
         header = csv_bytes[: csv_bytes.find(b"\n")]
-        blocks = _blocks(name, csv_bytes, json_bytes)
+        blocks = _indexed_blocks(name, csv_bytes, json_bytes, index.get(name))
+        if blocks is None:
+            blocks = _blocks(name, csv_bytes, json_bytes)
         tables[name] = BaseTable(name, header, csv_bytes, json_bytes, blocks)
         if blocks is None:
             tables[name].rows()  # parse now: a base that cannot be read fails here
     return BaseVersion(folder.name, descriptor, tables)
 
 
-def _join_json(lines: list[bytes]) -> bytes:
-    return b"[\n" + b",\n".join(lines) + b"\n]\n" if lines else b"[]\n"
+def block_index(
+    tables: Mapping[str, tuple[bytes, bytes]], blocks: Mapping[str, list[Block] | None]
+) -> bytes:
+    """The `INDEX` file of a version: for each table, its files' sizes and its blocks (source,
+    first and last key, CSV and JSON byte lengths, rows). ``blocks`` are those `splice` made;
+    a table without (a whole version, or rows merged one by one) is scanned for them here.
+    A table whose rows are not in blocks is left out."""
+    entries = {}
+    for name, (csv_bytes, json_bytes) in tables.items():
+        found = blocks.get(name)
+        if found is None:
+            found = _blocks(name, csv_bytes, json_bytes)
+        if found is None:
+            continue
+        entries[name] = {
+            "csv_bytes": len(csv_bytes),
+            "json_bytes": len(json_bytes),
+            "blocks": [
+                [b.source, list(b.first), list(b.last), len(b.csv), len(b.json), b.count]
+                for b in found
+            ],
+        }
+    return json.dumps({"format": 1, "tables": entries}, ensure_ascii=False).encode("utf-8")
+
+
+def _read_index(folder: Path) -> dict[str, Any]:
+    """The tables of a version's `INDEX` file; empty when it has none or it cannot be read."""
+    try:
+        index = json.loads((folder / INDEX).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(index, dict) or index.get("format") != 1:
+        return {}
+    tables = index.get("tables")
+    return tables if isinstance(tables, dict) else {}
+
+
+def _indexed_blocks(
+    name: str, csv_bytes: bytes, json_bytes: bytes, entry: Any
+) -> list[Block] | None:
+    """The table's blocks as its `INDEX` entry tells them, each checked against the files:
+    the blocks cover both files exactly, one row a JSON line, and each block's first and last
+    rows have its source and keys; None (scan instead) when anything disagrees."""
+    key = primary_key(name)
+    names = field_names(name)
+    head = _head_re(name, [*key, SOURCE_FIELD])
+    if head is None or not isinstance(entry, dict):
+        return None
+    if entry.get("csv_bytes") != len(csv_bytes) or entry.get("json_bytes") != len(json_bytes):
+        return None
+    key_at = [names.index(k) + 2 for k in key]
+    source_at = names.index(SOURCE_FIELD) + 2
+    csv_view, json_view = memoryview(csv_bytes), memoryview(json_bytes)
+    csv_at, json_at = csv_bytes.find(b"\n") + 1, 2
+    blocks: list[Block] = []
+    try:
+        for source, first, last, csv_length, json_length, count in entry["blocks"]:
+            end = json_at + json_length
+            last_at = json_bytes.rfind(b"\n", json_at, end) + 1 or json_at
+            rows = (head.match(json_bytes, json_at, end), head.match(json_bytes, last_at, end))
+            if rows[1] is None or rows[1].end(1) != end or count < 1 or json_length < 2:
+                return None
+            for row, want in zip(rows, (first, last), strict=True):
+                if row is None or _text(row.group(source_at)) != source:
+                    return None
+                if [_text(row.group(i)) for i in key_at] != list(want):
+                    return None
+            csv_part = csv_view[csv_at : csv_at + csv_length]
+            if csv_length < 1 or csv_part[-1:] != b"\n":
+                return None
+            if json_view[end : end + 2] != (b",\n" if end + 3 < len(json_bytes) else b"\n]"):
+                return None
+            blocks.append(
+                Block(source, tuple(first), tuple(last), csv_part, json_view[json_at:end], count)
+            )
+            csv_at, json_at = csv_at + csv_length, end + 2
+    except (KeyError, TypeError, ValueError):
+        return None
+    total = json_bytes.count(b"\n") - 2 if blocks else 0
+    whole = csv_at == len(csv_bytes) and (json_at + 1 == len(json_bytes) if blocks else True)
+    if not whole or sum(b.count for b in blocks) != total:
+        return None
+    if any(a.last >= b.first for a, b in itertools.pairwise(blocks)):
+        return None
+    return blocks
+
+
+def _join_json(lines: list[bytes | memoryview]) -> bytes:
+    """A JSON array of row lines, copied once."""
+    if not lines:
+        return b"[]\n"
+    parts: list[bytes | memoryview] = [b"[\n"]
+    for line in lines:
+        parts += (line, b",\n")
+    parts[-1] = b"\n]\n"
+    return b"".join(parts)
 
 
 def splice(
     base: BaseVersion, replaced: set[str], new: Mapping[str, tuple[bytes, bytes]]
-) -> tuple[dict[str, tuple[bytes, bytes]], dict[str, int]]:
-    """Each table's CSV and JSON bytes, and its row count: the base's rows but those of the
-    ``replaced`` sources, and the ``new`` rows (rendered tables of those sources), in
-    primary-key order.
+) -> tuple[dict[str, tuple[bytes, bytes]], dict[str, int], dict[str, list[Block] | None]]:
+    """Each table's CSV and JSON bytes, its row count and its blocks (None when its rows were
+    merged one by one): the base's rows but those of the ``replaced`` sources, and the ``new``
+    rows (rendered tables of those sources), in primary-key order.
 
     Raises ValidationFailed when a key (the only unique field, see `usable_schema`) then
     occurs twice: rows of different sources may collide only in the merged table.
     """
     out: dict[str, tuple[bytes, bytes]] = {}
     counts: dict[str, int] = {}
+    made: dict[str, list[Block] | None] = {}
     for name in TABLES:
         table = base.tables[name]
         header, _ = split_csv_rows(new[name][0])
@@ -312,7 +413,7 @@ def splice(
         stray = {r[1] for r in fresh} - replaced
         if stray:
             raise ValueError(f"new {name} rows of sources not replaced: {sorted(stray)[:3]}")
-        blocks = _merge_blocks(table, replaced, fresh)
+        blocks = made[name] = _merge_blocks(table, replaced, fresh)
         if blocks is not None:
             csv_bytes = b"".join([header, b"\n", *(b.csv for b in blocks)])
             json_bytes = _join_json([b.json for b in blocks])
@@ -324,7 +425,7 @@ def splice(
         csv_bytes = header + b"\n" + b"".join(r[2] + b"\n" for r in merged)
         out[name] = (csv_bytes, _join_json([r[3] for r in merged]))
         counts[name] = len(merged)
-    return out, counts
+    return out, counts, made
 
 
 def _merge_blocks(table: BaseTable, replaced: set[str], fresh: list[Row]) -> list[Block] | None:

@@ -51,7 +51,7 @@ from reportdata.changes import (
     next_version,
     render_changelog,
 )
-from reportdata.delta import BaseVersion, read_version, splice
+from reportdata.delta import INDEX, BaseVersion, Block, block_index, read_version, splice
 from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import (
     atomic_write_bytes,
@@ -399,9 +399,11 @@ def _write_version(
     changes: Mapping[str, Any],
     inputs: str | None = None,
     check: Callable[[Path], ValidationReport] | None = None,
+    index: bytes | None = None,
 ) -> Path:
     """Write a complete version into a temporary folder, check it (``check`` of the temporary
-    folder; by default Frictionless validates the whole package), then rename it into place."""
+    folder; by default Frictionless validates the whole package), then rename it into place.
+    ``index`` is its `delta.INDEX` file (where each source's rows lie), written with it."""
     target = dataset_dir / version
     if target.exists():
         raise PublishError(f"Version folder {target} already exists; versions are never rewritten.")
@@ -416,6 +418,8 @@ def _write_version(
         _write_synced(tmp / CHANGES, changes_bytes)
         descriptor = _descriptor(metadata, version, created, rendered, fp, changes_bytes, inputs)
         _write_synced(tmp / "datapackage.json", _json_bytes(descriptor, indent=2))
+        if index is not None:
+            _write_synced(tmp / INDEX, index)
         written = (check or _validate_whole)(tmp)
         if not written.ok:
             raise ValidationFailed(
@@ -443,17 +447,31 @@ def _validate_whole(folder: Path) -> ValidationReport:
     return validate_package(folder / "datapackage.json")
 
 
-def _check_spliced(folder: Path, rows: Mapping[str, list[dict[str, Any]]]) -> ValidationReport:
+def _check_spliced(
+    folder: Path,
+    rows: Mapping[str, list[dict[str, Any]]],
+    rendered: Mapping[str, tuple[bytes, bytes]],
+) -> ValidationReport:
     """Check a version made by `delta.splice`: each file as its datapackage.json describes it
-    (bytes and sha256, read back), and Frictionless over a package of the new rows alone (the
+    (read back: a table's file must be the bytes its size and sha256 were taken of, `rendered`;
+    the others are hashed again), and Frictionless over a package of the new rows alone (the
     other rows are those of the base version, validated when it was published)."""
     from reportdata.validate import ValidationReport, validate_package
 
     descriptor = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
+    written = {
+        f"{name}.{ext}": data[i]
+        for name, data in rendered.items()
+        for i, ext in ((0, "csv"), (1, "json"))
+    }
     errors = []
     for resource in descriptor["resources"]:
-        facts = _file_facts((folder / resource["path"]).read_bytes())
-        if facts != {"bytes": resource["bytes"], "hash": resource["hash"]}:
+        data = (folder / resource["path"]).read_bytes()
+        if resource["path"] in written:
+            same = data == written[resource["path"]]
+        else:
+            same = _file_facts(data) == {"bytes": resource["bytes"], "hash": resource["hash"]}
+        if not same:
             message = f"{resource['path']} differs from its bytes and hash in datapackage.json"
             errors.append(
                 {"table": "datapackage", "check": "hash-count", "key": None, "column": None,
@@ -551,6 +569,7 @@ def _publish_locked(
     versions = version_folders(dataset_dir)
     previous = versions[-1] if versions else None
     check = None
+    blocks: Mapping[str, list[Block] | None] = {}
     if base is not None:
         if previous != base.version:
             raise PublishError(
@@ -558,8 +577,8 @@ def _publish_locked(
                 f"{base.version}; nothing was published: run again."
             )
         replaced = set(replaced or ())
-        rendered, counts = splice(base, replaced, rendered)
-        check = functools.partial(_check_spliced, rows=rows)
+        rendered, counts, blocks = splice(base, replaced, rendered)
+        check = functools.partial(_check_spliced, rows=rows, rendered=rendered)
     fp = fingerprint(rendered, metadata)
     old_state = None
     if previous is not None:
@@ -575,8 +594,9 @@ def _publish_locked(
         return _unchanged(published_dir, info, previous, counts)
     version = next_version(previous, found.bump or "patch")
     changes = found.to_json(dataset=info.name, version=version, previous=previous, created=created)
+    index = block_index(rendered, blocks)
     target = _write_version(
-        dataset_dir, metadata, version, created, rendered, fp, changes, inputs, check
+        dataset_dir, metadata, version, created, rendered, fp, changes, inputs, check, index
     )
     written = {  # rows of the files just written: the catalog need not count them again
         f"{info.name}/{version}/{name}.{ext}": counts[name] for name in TABLES for ext in _FORMATS
