@@ -684,7 +684,5 @@ def test_the_trusted_builders_quote_what_they_are_given() -> None:
 
     hostile = {"x') OR true --", 'y"; DROP TABLE versions; --'}
     condition = _among_documents(hostile)
-    assert condition == (
-        "\"document_id\" IN ('x'') OR true --', 'y\"; DROP TABLE versions; --')"
-    )
+    assert condition == ("\"document_id\" IN ('x'') OR true --', 'y\"; DROP TABLE versions; --')")
     assert _among_documents(set()) == "false"

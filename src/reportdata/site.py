@@ -18,7 +18,6 @@ import heapq
 import html
 import math
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -216,31 +215,91 @@ class MoneyFigure(NamedTuple):
     value: float
 
 
+@dataclass(frozen=True)
+class SectionSums:
+    """Money (value_base, 元) summed by section label, as much of it as the chart shows: the
+    ``_MAX_BARS`` largest sums in chart order, how many labels there are, and the total of the
+    sums from the ``_MAX_BARS``-th on (one bar when there are more than ``_MAX_BARS``)."""
+
+    top: list[tuple[str, float]]
+    count: int
+    rest: float
+
+
 @dataclass
 class ChartData:
-    """What the three charts are drawn from: the money figures with a positive value in
-    indicator_id order (the order of the published tables, in which they are summed), the
-    number of figures of each unit family, and the label of each of their sections."""
+    """What the three charts are drawn from, already cut to what they show: the largest money
+    figures in chart order, the money by section label, and the number of figures of each
+    unit family. Both ways of reading a version (`chart_rows`, `warehouse_charts`) give it."""
 
-    money: list[MoneyFigure]
+    largest: list[MoneyFigure]
+    sections: SectionSums
     families: dict[str, int]
-    labels: dict[str, str]
+
+
+# The rules of the two money charts, for both ways of reading a version. The JSON way ranks in
+# Python with the keys below; the DuckDB way ranks in SQL with the same order (_LARGEST_SQL,
+# _SECTIONS_SQL) and hands over only what these rules keep; `section_bars` then cuts both alike.
+_LARGEST = 10  # bars of the largest-money chart
+_LEAD = "导语"  # the label of a lead section without a heading
+_UNTITLED = "（无标题）"  # of another section without one
+_OTHER = "其他章节"  # of the bar lumping the smallest sums
+
+
+def _figure_order(figure: MoneyFigure) -> tuple[float, str]:
+    """Largest-money order: largest value first, ties in indicator_id order."""
+    return (-figure.value, str(figure.indicator_id))
+
+
+def _label_order(item: tuple[str, float]) -> tuple[float, str]:
+    """Money-by-section order: largest sum first, ties in label order."""
+    return (-item[1], item[0])
+
+
+def _total(values: Iterable[float]) -> float:
+    """The values added one by one, smallest first: what DuckDB's ``sum(x ORDER BY x)`` does.
+
+    Every total on the page is summed so, to give the same bits both ways and on every run.
+    What is printed is coarse (`money` keeps two decimals of 亿元/万元/元, a bar's width a
+    tenth of a pixel), but the charts rank by the whole float and a printed digit can tip at a
+    rounding boundary, so nearly equal is not enough. DuckDB's plain ``sum()`` adds in the
+    order its threads finish; its ``fsum`` is not always correctly rounded, so may differ from
+    ``math.fsum``; Python's ``sum()`` compensates from 3.12 on. Smallest first, the total
+    depends on the values alone (equal values add to the same bits in any order), not on a row
+    order, is the most accurate order for positive values, and sorting by value costs DuckDB
+    about half what sorting by indicator_id does.
+    """
+    total = 0.0
+    for value in sorted(values):
+        total += value
+    return total
+
+
+def section_sums(sums: dict[str, float]) -> SectionSums:
+    """The chart's part of every label's sum (the JSON way; _SECTIONS_SQL gives the same)."""
+    ranked = sorted(sums.items(), key=_label_order)
+    rest = _total(value for _, value in ranked[_MAX_BARS - 1 :])
+    return SectionSums(ranked[:_MAX_BARS], len(ranked), rest)
 
 
 def _section_labels(sections: Iterable[tuple[Any, Any, Any]]) -> dict[str, str]:
-    """The label of each (section_id, heading, kind): its heading, else lead or untitled."""
+    """The label of each (section_id, heading, kind): its heading, else lead or untitled (the
+    same rule as _SECTIONS_SQL's)."""
     labels = {}
     for section_id, heading, kind in sections:
         text = str(heading or "")
-        labels[str(section_id)] = text or ("导语" if kind == "lead" else "（无标题）")
+        labels[str(section_id)] = text or (_LEAD if kind == "lead" else _UNTITLED)
     return labels
 
 
 def chart_rows(
-    indicators: list[dict[str, Any]], sections: list[dict[str, Any]] | None = None
+    indicators: list[dict[str, Any]],
+    sections: list[dict[str, Any]] | None = None,
+    largest: int = _LARGEST,
 ) -> ChartData:
-    """The charts' data from rows of the indicators and sections tables, in one pass."""
-    money = []
+    """The charts' data from rows of the indicators and sections tables: the ``largest``
+    largest money figures, the money by section label, the figures by unit family."""
+    figures = []
     families: dict[str, int] = {}
     for row in indicators:
         family = row.get("unit_family")
@@ -249,7 +308,7 @@ def chart_rows(
         if family == "money":
             value = _number(row.get("value_base"))
             if value is not None and value > 0:
-                money.append(
+                figures.append(
                     MoneyFigure(
                         row.get("indicator_id"),
                         row.get("subject"),
@@ -261,20 +320,22 @@ def chart_rows(
     labels = _section_labels(
         (s.get("section_id"), s.get("heading"), s.get("kind")) for s in sections or []
     )
-    return ChartData(money, families, labels)
+    values: dict[str, list[float]] = {}
+    for figure in figures:
+        sid = str(figure.section_id)
+        values.setdefault(labels.get(sid, sid), []).append(figure.value)
+    sums = {label: _total(each) for label, each in values.items()}
+    top = heapq.nsmallest(largest, figures, key=_figure_order)
+    return ChartData(top, section_sums(sums), families)
 
 
 def section_bars(data: ChartData) -> list[Bar]:
-    """Sum of money figures (value_base, 元) by section heading, largest first."""
-    sums: dict[str, float] = defaultdict(float)
-    labels = data.labels
-    for figure in data.money:
-        sid = str(figure.section_id)
-        sums[labels.get(sid, sid)] += figure.value
-    ranked = sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
-    if len(ranked) > _MAX_BARS:
-        rest = sum(v for _, v in ranked[_MAX_BARS - 1 :])
-        ranked = [*ranked[: _MAX_BARS - 1], ("其他章节", rest)]
+    """Sum of money figures (value_base, 元) by section heading, largest first; past
+    ``_MAX_BARS`` labels, the smallest are lumped in one bar."""
+    sums = data.sections
+    ranked = sums.top
+    if sums.count > _MAX_BARS:
+        ranked = [*sums.top[: _MAX_BARS - 1], (_OTHER, sums.rest)]
     return [Bar(label, value, money(value)) for label, value in ranked]
 
 
@@ -287,13 +348,12 @@ def family_bars(data: ChartData) -> list[Bar]:
     ]
 
 
-def largest_bars(data: ChartData, limit: int = 10) -> list[Bar]:
+def largest_bars(data: ChartData, limit: int = _LARGEST) -> list[Bar]:
     """The largest money figures, each labelled with its subject and written quantity (ties
-    in indicator_id order)."""
-    top = heapq.nsmallest(limit, data.money, key=lambda f: (-f.value, str(f.indicator_id)))
+    in indicator_id order); at most as many as ``data`` was read with."""
     return [
         Bar(str(f.subject or "（未命名）"), f.value, str(f.quantity_text or "") or money(f.value))
-        for f in top
+        for f in data.largest[:limit]
     ]
 
 
@@ -309,7 +369,7 @@ def figures_by_family(indicators: list[dict[str, Any]]) -> list[Bar]:
 
 def largest_money(indicators: list[dict[str, Any]], limit: int = 10) -> list[Bar]:
     """The largest money figures, each labelled with its subject and written quantity."""
-    return largest_bars(chart_rows(indicators), limit)
+    return largest_bars(chart_rows(indicators, largest=limit), limit)
 
 
 # ---------------------------------------------------------------------------- markdown
@@ -450,17 +510,41 @@ def _table_file(root: Path, version: dict[str, Any], filename: str) -> list[dict
     return []
 
 
-# What the charts need of the latest version, from the dataset's DuckDB file: the money
-# figures in the order of the published tables, the figures by unit family, their sections.
-_MONEY_SQL = """
+# What the charts need of the latest version, from the dataset's DuckDB file, ranked and cut in
+# SQL so that only the bars' rows come back: the _LARGEST largest money figures; the _MAX_BARS
+# largest sums by section label, with the number of labels and the sum of the rest (see
+# SectionSums); the figures by unit family. The orders are _figure_order's and _label_order's,
+# the labels _section_labels', and each sum is added smallest first as by _total.
+_MONEY = "unit_family = 'money' AND isfinite(value_base) AND value_base > 0"
+_LARGEST_SQL = f"""
 SELECT indicator_id, subject, quantity_text, section_id, value_base FROM latest_indicators
-WHERE unit_family = 'money' AND isfinite(value_base) AND value_base > 0
-ORDER BY indicator_id"""
+WHERE {_MONEY} ORDER BY value_base DESC, indicator_id LIMIT {_LARGEST}"""
+_SECTIONS_SQL = f"""
+WITH money AS (
+  SELECT i.value_base, CASE
+    WHEN s.section_id IS NULL THEN coalesce(i.section_id, 'None')
+    WHEN coalesce(s.heading, '') <> '' THEN s.heading
+    WHEN s.kind = 'lead' THEN '{_LEAD}' ELSE '{_UNTITLED}' END AS label
+  FROM (SELECT section_id, value_base FROM latest_indicators WHERE {_MONEY}) AS i
+  LEFT JOIN latest_sections AS s ON s.section_id = i.section_id
+), sums AS (
+  SELECT label, sum(value_base ORDER BY value_base) AS total FROM money GROUP BY label
+), ranked AS (
+  SELECT label, total, row_number() OVER (ORDER BY total DESC, label) AS n FROM sums
+)
+SELECT label, total, (SELECT count(*) FROM ranked),
+  (SELECT sum(total ORDER BY total) FROM ranked WHERE n >= {_MAX_BARS})
+FROM ranked WHERE n <= {_MAX_BARS} ORDER BY n"""
 _FAMILIES_SQL = "SELECT unit_family, count(*) FROM latest_indicators GROUP BY unit_family"
-_SECTIONS_SQL = """
-SELECT section_id, heading, kind FROM latest_sections WHERE section_id IN (
-  SELECT section_id FROM latest_indicators
-  WHERE unit_family = 'money' AND isfinite(value_base) AND value_base > 0)"""
+
+
+def _sums_of(rows: list[tuple[str, float, int, float | None]]) -> SectionSums:
+    """SectionSums from _SECTIONS_SQL's rows (label, total, labels, rest)."""
+    if not rows:
+        return SectionSums([], 0, 0.0)
+    return SectionSums(
+        [(label, total) for label, total, _, _ in rows], rows[0][2], rows[0][3] or 0.0
+    )
 
 
 def warehouse_charts(root: Path, dataset: dict[str, Any]) -> ChartData | None:
@@ -481,17 +565,17 @@ def warehouse_charts(root: Path, dataset: dict[str, Any]) -> ChartData | None:
             (dataset["latest"],)
         ]:
             return None
-        money = [MoneyFigure(*row) for row in con.execute(_MONEY_SQL).fetchall()]
+        largest = [MoneyFigure(*row) for row in con.execute(_LARGEST_SQL).fetchall()]
+        sections = _sums_of(con.execute(_SECTIONS_SQL).fetchall())
         families: dict[str, int] = {}
         for family, count in con.execute(_FAMILIES_SQL).fetchall():
             name = str(family or "other")
             families[name] = families.get(name, 0) + count
-        labels = _section_labels(con.execute(_SECTIONS_SQL).fetchall())
     except duckdb.Error:
         return None
     finally:
         con.close()
-    return ChartData(money, families, labels)
+    return ChartData(largest, sections, families)
 
 
 def load_charts(root: Path, dataset: dict[str, Any]) -> ChartData:
