@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from _helpers import files_under
 
@@ -19,6 +20,7 @@ from reportdata.errors import PublishError, ValidationFailed
 from reportdata.publish import DatasetInfo, publish, read_base, render_csv, render_json
 from reportdata.read import read_bytes
 from reportdata.tables import DocumentInfo, build_rows
+from reportdata.warehouse import build_warehouse
 
 INFO = DatasetInfo(name="county", title="某县报告", licenses=[{"name": "CC0-1.0"}])
 CREATED = "2026-01-02T03:04:05Z"
@@ -49,6 +51,11 @@ def _publish_spliced(root: Path, docs: dict[str, str], replaced: set[str]):
     parts = [_rows(d, t) for d, t in sorted(docs.items()) if d in replaced]
     tables = pipeline.frames(pipeline.merge(parts))
     return publish(tables, INFO, root, created=CREATED, base=base, replaced=replaced)
+
+
+def _query(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(sql).fetchall()
 
 
 def _newest(root: Path) -> str:
@@ -92,6 +99,15 @@ def test_a_spliced_version_is_byte_for_byte_the_whole_one(tmp_path, seed):
     for res in entry["resources"]:  # counts the publisher gave are those of the files
         if "rows" in res:
             assert res["rows"] == count_rows(spliced / res["path"], res["format"]), res["path"]
+    # the DuckDB file each publish appended to (from the bytes in memory) holds what a
+    # rebuild from the version folders does
+    rebuilt = tmp_path / "rebuilt" / "county"
+    shutil.copytree(spliced / "county", rebuilt, ignore=shutil.ignore_patterns("*.duckdb*"))
+    for name in ("documents", "sections", "indicators"):
+        sql = f"SELECT * FROM {name}_history ORDER BY ALL"
+        appended = _query(spliced / "county" / "county.duckdb", sql)
+        assert appended == _query(build_warehouse(rebuilt, "county"), sql)
+        assert appended == _query(whole / "county" / "county.duckdb", sql)
     changes = json.loads((spliced / "county/2.0.0/changes.json").read_text("utf-8"))
     assert changes["sources"] == {
         "added": sorted(added),

@@ -1010,3 +1010,18 @@ def test_the_other_rows_are_the_same_bytes_exactly_when_they_are_the_same_rows(
     assert same == (
         [r for r in before if r[0] not in touched] == [r for r in after if r[0] not in touched]
     )
+
+
+def test_an_append_takes_the_files_a_publisher_holds(
+    three_published: dict[str, Any], tmp_path: Path, compared: list[tuple[str, bool]]
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    want = histories(build_warehouse(without_changes_json(dataset_dir, tmp_path), "demo"))
+    held = {}
+    for version in ("1.1.0", "1.1.1"):
+        path = dataset_dir / version / "indicators.json"
+        held[f"{version}/indicators.json"] = path.read_bytes()
+        path.write_text("[{not json")  # what the files say no longer matters
+    path = build_warehouse(dataset_dir, "demo", held=held)
+    assert ("indicators", True) in compared
+    assert histories(path) == want

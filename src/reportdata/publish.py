@@ -601,7 +601,10 @@ def _publish_locked(
     written = {  # rows of the files just written: the catalog need not count them again
         f"{info.name}/{version}/{name}.{ext}": counts[name] for name in TABLES for ext in _FORMATS
     }
-    finish_release(published_dir, info.name, info.title, version, written)
+    held = {f"{version}/{name}.json": rendered[name][1] for name in TABLES}
+    if base is not None:  # the base's files, read and checked against their hashes
+        held |= {f"{base.version}/{name}.json": base.tables[name].json for name in TABLES}
+    finish_release(published_dir, info.name, info.title, version, written, held)
     return PublishResult(info.name, version, target, True, counts)
 
 
@@ -744,6 +747,7 @@ def finish_release(
     title: str,
     latest: str,
     rows: Mapping[str, int] | None = None,
+    held: Mapping[str, bytes] | None = None,
 ) -> None:
     """Bring what derives from the version folders up to date, then move the latest pointer.
 
@@ -751,6 +755,7 @@ def finish_release(
     (the pointer of record), then the catalog and the pages, which index every dataset's
     pointer. Each step is atomic and skipped when already current, so a run after a crash
     completes what the crashed run left undone and an unchanged rerun writes nothing.
+    ``held``: bytes of version files the caller holds, by path in the dataset folder.
     """
     from reportdata.warehouse import build_warehouse
 
@@ -760,7 +765,7 @@ def finish_release(
         versions = version_folders(dataset_dir)
         _write_changelog(dataset_dir, title, versions)
         if not _warehouse_current(dataset_dir, dataset, versions, latest):
-            build_warehouse(dataset_dir, dataset, latest=latest)
+            build_warehouse(dataset_dir, dataset, latest=latest, held=held)
         if _read_latest(dataset_dir) != latest:
             _write_latest(dataset_dir, latest)
         _write_index(published_dir, rows)

@@ -32,6 +32,7 @@ reader holding the old file open keeps reading it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -39,7 +40,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,12 @@ class _Version:
     folder: Path
     package: dict[str, Any]
     changes: dict[str, Any] | None
+    held: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # contents in memory
+
+    def contents(self, name: str) -> bytes:
+        """The bytes of the file `name` of this version (from memory when held)."""
+        held = self.held.get(name)
+        return held if held is not None else (self.folder / name).read_bytes()
 
     @property
     def parts(self) -> tuple[int, int, int]:
@@ -187,7 +194,12 @@ def warehouse_path(dataset_dir: Path, dataset: str) -> Path:
     return Path(dataset_dir) / f"{dataset}.duckdb"
 
 
-def build_warehouse(dataset_dir: Path, dataset: str, latest: str | None = None) -> Path:
+def build_warehouse(
+    dataset_dir: Path,
+    dataset: str,
+    latest: str | None = None,
+    held: Mapping[str, bytes] | None = None,
+) -> Path:
     """Bring the DuckDB warehouse of every complete version in `dataset_dir` up to date.
 
     Versions newer than those the file holds are appended to a copy of it; when appending
@@ -196,7 +208,9 @@ def build_warehouse(dataset_dir: Path, dataset: str, latest: str | None = None) 
     show (default: the one latest.json names); a publisher passes the version it is about to
     point latest.json to. The file is replaced atomically. Returns its path. Raises
     `PublishError` when the dataset has no complete version or a version's files cannot be
-    read or loaded.
+    read or loaded. ``held`` gives the bytes of version files the caller holds in memory, by
+    path in the dataset folder (``1.2.0/indicators.json``): a publisher's, so that appending
+    need not read them again.
     """
     dataset_dir = Path(dataset_dir)
     target = warehouse_path(dataset_dir, dataset)
@@ -204,7 +218,7 @@ def build_warehouse(dataset_dir: Path, dataset: str, latest: str | None = None) 
         raise PublishError(f"Dataset folder {dataset_dir} does not exist.")
     with _build_lock(target):
         _remove_leftovers(target)
-        versions = _read_versions(dataset_dir)
+        versions = _read_versions(dataset_dir, held or {})
         if not versions:
             raise PublishError(f"Dataset {dataset!r} has no published version in {dataset_dir}.")
         if latest is None or latest not in {v.version for v in versions}:
@@ -330,9 +344,10 @@ def _read_json(path: Path) -> Any:
         raise PublishError(f"Cannot read {path}: {exc}.") from exc
 
 
-def _read_versions(dataset_dir: Path) -> list[_Version]:
+def _read_versions(dataset_dir: Path, held: Mapping[str, bytes]) -> list[_Version]:
     """Complete version folders (N.N.N holding datapackage.json), oldest first, with their
-    descriptors but not their changes.json (see `_with_changes`)."""
+    descriptors but not their changes.json (see `_with_changes`), and the bytes of their
+    files in `held` (by path in the dataset folder)."""
     out = []
     for folder in dataset_dir.iterdir():
         if not (_VERSION_RE.fullmatch(folder.name) and (folder / "datapackage.json").is_file()):
@@ -340,7 +355,12 @@ def _read_versions(dataset_dir: Path) -> list[_Version]:
         package = _read_json(folder / "datapackage.json")
         if not isinstance(package, dict):
             raise PublishError(f"The descriptor of version {folder.name} is not a JSON object.")
-        out.append(_Version(folder.name, folder, package, None))
+        mine = {
+            path.split("/", 1)[1]: data
+            for path, data in held.items()
+            if path.split("/", 1)[0] == folder.name and "/" in path
+        }
+        out.append(_Version(folder.name, folder, package, None, mine))
     return sorted(out, key=lambda v: v.parts)
 
 
@@ -489,7 +509,7 @@ def _load_data_table(
             touched = _touched(version, previous, table)
             part = None
             if touched is not None and previous is not None:
-                part = _document_rows(con, table, path, previous.folder / path.name, touched)
+                part = _document_rows(con, table, version, previous, touched)
             if part is not None and touched is not None:
                 held += f" AND {_among_documents(touched)}"
                 rows_file = stack.enter_context(tempfile.NamedTemporaryFile(suffix=".json"))
@@ -565,15 +585,19 @@ def _among_documents(documents: set[str]) -> str:
 
 
 def _document_rows(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, before: Path, documents: set[str]
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    version: _Version,
+    previous: _Version,
+    documents: set[str],
 ) -> bytes | None:
-    """The rows of `documents` in a version's JSON file of `table` (`path`), as a JSON array.
+    """The rows of `documents` in `version`'s JSON file of `table`, as a JSON array.
 
-    None unless both it and the previous version's file (`before`) are one row a line, their
-    other rows are the same bytes, and the history holds as many rows open for the other
-    documents: then those rows need neither reading nor comparing."""
+    None unless both it and `previous`'s file are one row a line, their other rows are the
+    same bytes, and the history holds as many rows open for the other documents: then those
+    rows need neither reading nor comparing."""
     try:
-        new, old = path.read_bytes(), before.read_bytes()
+        new, old = version.contents(f"{table}.json"), previous.contents(f"{table}.json")
     except OSError:
         return None
     new_spans, old_spans = _row_spans(new, documents), _row_spans(old, documents)
