@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -335,16 +336,15 @@ def _indexed_blocks(
 ) -> list[Block] | None:
     """The table's blocks as its `INDEX` entry tells them, each checked against the files:
     the blocks cover both files exactly, one row a JSON line, and each block's first and last
-    rows have its source and keys; None (scan instead) when anything disagrees."""
+    rows begin with its keys and source (a row's leading fields, as today's schemas put
+    them); None (scan instead) when anything disagrees."""
     key = primary_key(name)
     names = field_names(name)
-    head = _head_re(name, [*key, SOURCE_FIELD])
-    if head is None or not isinstance(entry, dict):
+    leading = names[: max(names.index(n) for n in (*key, SOURCE_FIELD)) + 1]
+    if not isinstance(entry, dict) or set(leading) != {*key, SOURCE_FIELD}:
         return None
     if entry.get("csv_bytes") != len(csv_bytes) or entry.get("json_bytes") != len(json_bytes):
         return None
-    key_at = [names.index(k) + 2 for k in key]
-    source_at = names.index(SOURCE_FIELD) + 2
     csv_view, json_view = memoryview(csv_bytes), memoryview(json_bytes)
     csv_at, json_at = csv_bytes.find(b"\n") + 1, 2
     blocks: list[Block] = []
@@ -352,14 +352,13 @@ def _indexed_blocks(
         for source, first, last, csv_length, json_length, count in entry["blocks"]:
             end = json_at + json_length
             last_at = json_bytes.rfind(b"\n", json_at, end) + 1 or json_at
-            rows = (head.match(json_bytes, json_at, end), head.match(json_bytes, last_at, end))
-            if rows[1] is None or rows[1].end(1) != end or count < 1 or json_length < 2:
+            if count < 1 or json_length < 2 or json_bytes[end - 1 : end] != b"}":
                 return None
-            for row, want in zip(rows, (first, last), strict=True):
-                if row is None or _text(row.group(source_at)) != source:
-                    return None
-                if [_text(row.group(i)) for i in key_at] != list(want):
-                    return None
+            for at, keys in ((json_at, first), (last_at, last)):
+                values = dict(zip(key, keys, strict=True)) | {SOURCE_FIELD: source}
+                start = ", ".join(f'"{n}": {encode_basestring(values[n])}' for n in leading)
+                if not json_bytes.startswith(("{" + start).encode("utf-8"), at):
+                    return None  # written as `render_json` writes a row's first fields
             csv_part = csv_view[csv_at : csv_at + csv_length]
             if csv_length < 1 or csv_part[-1:] != b"\n":
                 return None
