@@ -180,13 +180,24 @@ def _schema_bytes(name: str) -> bytes:
     return json.dumps(load_schema(name), ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-def fingerprint(rendered: Mapping[str, tuple[bytes, bytes]], metadata: Mapping[str, Any]) -> str:
-    """sha256 over the package metadata and each table's name, schema, CSV and JSON bytes."""
+Facts = dict[str, tuple[dict[str, Any], dict[str, Any]]]
+"""Each table's CSV and JSON file facts (bytes, sha256), taken once a version."""
+
+
+def file_facts(rendered: Mapping[str, tuple[bytes, bytes]]) -> Facts:
+    """The size and sha256 of each rendered file, for the descriptor and the fingerprint."""
+    return {name: (_file_facts(csv), _file_facts(data)) for name, (csv, data) in rendered.items()}
+
+
+def fingerprint(facts: Facts, metadata: Mapping[str, Any]) -> str:
+    """sha256 over the package metadata and each table's name, schema and its CSV and JSON
+    files' size and sha256."""
     digest = hashlib.sha256()
     meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode("utf-8")
     parts = [meta]
     for name in TABLES:
-        parts += [name.encode("utf-8"), _schema_bytes(name), *rendered[name]]
+        files = [json.dumps(f, sort_keys=True).encode("utf-8") for f in facts[name]]
+        parts += [name.encode("utf-8"), _schema_bytes(name), *files]
     for part in parts:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
@@ -301,7 +312,9 @@ def _metadata(info: DatasetInfo) -> dict[str, Any]:
     return {k: v for k, v in metadata.items() if v not in ("", [], None)}
 
 
-def _table_resource(name: str, csv_bytes: bytes) -> dict[str, Any]:
+def _table_resource(
+    name: str, csv_bytes: bytes, facts: dict[str, Any] | None = None
+) -> dict[str, Any]:
     schema = load_schema(name)
     return {
         "name": name,
@@ -312,7 +325,7 @@ def _table_resource(name: str, csv_bytes: bytes) -> dict[str, Any]:
         "format": "csv",
         "mediatype": "text/csv",
         "encoding": "utf-8",
-        **_file_facts(csv_bytes),
+        **(facts or _file_facts(csv_bytes)),
         "schema": _inline_schema(name),
     }
 
@@ -321,12 +334,12 @@ def _descriptor(
     metadata: Mapping[str, Any],
     version: str,
     created: str,
-    rendered: Mapping[str, tuple[bytes, bytes]],
+    facts: Facts,
     fp: str,
     changes: bytes,
     inputs: str | None = None,
 ) -> dict[str, Any]:
-    resources = [_table_resource(name, rendered[name][0]) for name in TABLES]
+    resources = [_table_resource(name, b"", facts[name][0]) for name in TABLES]
     for name in TABLES:
         resources.append(
             {
@@ -336,7 +349,7 @@ def _descriptor(
                 "format": "json",
                 "mediatype": "application/json",
                 "encoding": "utf-8",
-                **_file_facts(rendered[name][1]),
+                **facts[name][1],
             }
         )
     resources.append(
@@ -395,6 +408,7 @@ def _write_version(
     version: str,
     created: str,
     rendered: Mapping[str, tuple[bytes, bytes]],
+    facts: Facts,
     fp: str,
     changes: Mapping[str, Any],
     inputs: str | None = None,
@@ -416,7 +430,7 @@ def _write_version(
             _write_synced(tmp / f"{name}.json", json_bytes)
         changes_bytes = _json_bytes(changes)
         _write_synced(tmp / CHANGES, changes_bytes)
-        descriptor = _descriptor(metadata, version, created, rendered, fp, changes_bytes, inputs)
+        descriptor = _descriptor(metadata, version, created, facts, fp, changes_bytes, inputs)
         _write_synced(tmp / "datapackage.json", _json_bytes(descriptor, indent=2))
         if index is not None:
             _write_synced(tmp / INDEX, index)
@@ -579,7 +593,8 @@ def _publish_locked(
         replaced = set(replaced or ())
         rendered, counts, blocks = splice(base, replaced, rendered)
         check = functools.partial(_check_spliced, rows=rows, rendered=rendered)
-    fp = fingerprint(rendered, metadata)
+    facts = file_facts(rendered)
+    fp = fingerprint(facts, metadata)
     old_state = None
     if previous is not None:
         descriptor = base.descriptor if base else read_package(published_dir, info.name, previous)
@@ -596,7 +611,7 @@ def _publish_locked(
     changes = found.to_json(dataset=info.name, version=version, previous=previous, created=created)
     index = block_index(rendered, blocks)
     target = _write_version(
-        dataset_dir, metadata, version, created, rendered, fp, changes, inputs, check, index
+        dataset_dir, metadata, version, created, rendered, facts, fp, changes, inputs, check, index
     )
     written = {  # rows of the files just written: the catalog need not count them again
         f"{info.name}/{version}/{name}.{ext}": counts[name] for name in TABLES for ext in _FORMATS
