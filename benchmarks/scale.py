@@ -899,10 +899,12 @@ def _reading(results: list[dict], facts: dict) -> list[str]:
         "Proposed next steps (src/ is not changed by this benchmark):",
         "",
         f"1. What a one-report change still pays in proportion to the dataset: reading the "
-        "newest version's files to keep their rows, writing the whole new version, "
-        "appending it to a copy of the all-versions DuckDB file "
-        f"({_s(one['parts'].get('publish/DuckDB warehouse', 0.0))} s), and the pages' "
-        "charts.",
+        f"newest version's files and checking their sha256 "
+        f"({_s(one['steps'].get('plan (read the newest version)', 0.0))} s), writing the whole "
+        f"new version and hashing it ({_s(one['parts'].get('publish/write version', 0.0))} s), "
+        "since every version is a complete data package; copying the DuckDB file and "
+        "checkpointing it after the append "
+        f"(the whole append: {_s(one['parts'].get('publish/DuckDB warehouse', 0.0))} s).",
         f"2. An unchanged rerun is now mostly its {n:,} conditional requests "
         f"({same['steps']['pull'] / n * 1000:.1f} ms each: the client reading each source's "
         "manifest and asking, the benchmark's Python server answering, on the same two cores) "
