@@ -382,3 +382,80 @@ def test_a_spliced_file_written_wrong_publishes_nothing(tmp_path, monkeypatch, c
     assert sorted(p.name for p in (tmp_path / "county").iterdir() if p.name[0].isdigit()) == [
         "1.0.0"
     ]
+
+
+def _csv_row_moved(index: dict, folder: Path) -> None:
+    """The last CSV row of the first block told as the second block's first."""
+    csv_bytes = (folder / "indicators.csv").read_bytes()
+    blocks = index["tables"]["indicators"]["blocks"]
+    end = csv_bytes.find(b"\n") + 1 + blocks[0][3]
+    length = end - (csv_bytes.rfind(b"\n", 0, end - 1) + 1)
+    blocks[0][3] -= length
+    blocks[1][3] += length
+
+
+def _count_moved(index: dict, folder: Path) -> None:
+    blocks = index["tables"]["indicators"]["blocks"]
+    blocks[0][5] += 1
+    blocks[1][5] -= 1
+
+
+def _document_key_wrong(index: dict, folder: Path) -> None:
+    """documents is keyed by the source itself: a key that is not the source (in order)."""
+    blocks = index["tables"]["documents"]["blocks"]
+    blocks[0][1] = blocks[0][2] = [blocks[0][0] + "a"]
+
+
+@pytest.mark.parametrize(
+    ("change", "table"),
+    [
+        (_csv_row_moved, "indicators"),
+        (_count_moved, "indicators"),
+        (_document_key_wrong, "documents"),
+    ],
+)
+def test_an_index_wrong_across_blocks_is_not_used(tmp_path, change, table):
+    from reportdata import delta
+
+    docs = {f"b{n}": _text(n) for n in range(4)}
+    whole, spliced = tmp_path / "whole", tmp_path / "spliced"
+    _publish_whole(whole, docs)
+    shutil.copytree(whole, spliced)
+    folder = spliced / "county" / "1.0.0"
+    index = json.loads((folder / delta.INDEX).read_text("utf-8"))
+    change(index, folder)
+    (folder / delta.INDEX).write_text(json.dumps(index, ensure_ascii=False), "utf-8")
+    files = [(folder / f"{table}.{ext}").read_bytes() for ext in ("csv", "json")]
+    assert delta._indexed_blocks(table, *files, index["tables"][table]) is None
+    docs["b0"] = _text(10, twist=",更正")  # the block next to the wrong boundary
+    _publish_whole(whole, docs)
+    _publish_spliced(spliced, docs, {"b0"})
+    written = {k: v for k, v in _version_files(spliced).items() if "1.0.0" not in k}
+    assert written == {k: v for k, v in _version_files(whole).items() if "1.0.0" not in k}
+
+
+def test_an_index_block_holding_another_sources_rows_is_not_used(tmp_path):
+    from reportdata import delta
+    from reportdata.delta import table_records
+
+    def rows(doc: str, text: str) -> dict[str, list[dict]]:
+        out = _rows(doc, text)
+        if doc == "a":  # a's last figure sorts after every row of a-1
+            out["indicators"][-1]["indicator_id"] = "a-2-000001"
+        return out
+
+    docs = {"a": _text(1), "a-1": _text(2), "b": _text(3)}
+    parts = [rows(d, t) for d, t in sorted(docs.items())]
+    publish(pipeline.frames(pipeline.merge(parts)), INFO, tmp_path, created=CREATED)
+    folder = tmp_path / "county" / "1.0.0"
+    csv_bytes, json_bytes = ((folder / f"indicators.{e}").read_bytes() for e in ("csv", "json"))
+    records = table_records("indicators", csv_bytes, json_bytes)
+    last_a = max(i for i, r in enumerate(records) if r[1] == "a")
+    blocks = [  # one block of a running over a-1's rows, then the rest: first and last are a's
+        [g[0][1], list(g[0][0]), list(g[-1][0]), sum(len(r[2]) + 1 for r in g),
+         len(b",\n".join(r[3] for r in g)), len(g)]
+        for g in (records[: last_a + 1], records[last_a + 1 :])
+    ]  # fmt: skip
+    entry = {"csv_bytes": len(csv_bytes), "json_bytes": len(json_bytes), "blocks": blocks}
+    assert {r[1] for r in records[: last_a + 1]} == {"a", "a-1"}
+    assert delta._indexed_blocks("indicators", csv_bytes, json_bytes, entry) is None

@@ -1025,3 +1025,26 @@ def test_an_append_takes_the_files_a_publisher_holds(
     path = build_warehouse(dataset_dir, "demo", held=held)
     assert ("indicators", True) in compared
     assert histories(path) == want
+
+
+def _changes_edited(dataset_dir: Path, edit: Any) -> None:
+    path = dataset_dir / "1.1.1" / "changes.json"
+    changes = json.loads(path.read_text(encoding="utf-8"))
+    edit(changes["tables"]["indicators"])
+    path.write_text(json.dumps(changes, ensure_ascii=False), encoding="utf-8")
+
+
+def test_a_malformed_changes_json_is_compared_in_full_or_refused_in_a_sentence(
+    three_published: dict[str, Any], tmp_path: Path, compared: list[tuple[str, bool]]
+) -> None:
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    _changes_edited(dataset_dir, lambda entry: entry.__setitem__("counts", [1]))
+    path = build_warehouse(dataset_dir, "demo")
+    assert "indicators" not in dict(compared)  # its list of changes was not trusted
+    assert histories(path) == histories(
+        build_warehouse(without_changes_json(dataset_dir, tmp_path), "demo")
+    )
+    dataset_dir = dataset_copy(three_published, tmp_path / "again", held=2)
+    _changes_edited(dataset_dir, lambda entry: entry.__setitem__("key", 5))
+    with pytest.raises(PublishError, match=r"changes\.json of version 1\.1\.1 is malformed"):
+        build_warehouse(dataset_dir, "demo")

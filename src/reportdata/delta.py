@@ -17,7 +17,9 @@ sources' rows is enough.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import itertools
 import json
 import re
@@ -323,7 +325,7 @@ def _read_index(folder: Path) -> dict[str, Any]:
     """The tables of a version's `INDEX` file; empty when it has none or it cannot be read."""
     try:
         index = json.loads((folder / INDEX).read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(index, dict) or index.get("format") != 1:
         return {}
@@ -335,9 +337,10 @@ def _indexed_blocks(
     name: str, csv_bytes: bytes, json_bytes: bytes, entry: Any
 ) -> list[Block] | None:
     """The table's blocks as its `INDEX` entry tells them, each checked against the files:
-    the blocks cover both files exactly, one row a JSON line, and each block's first and last
-    rows begin with its keys and source (a row's leading fields, as today's schemas put
-    them); None (scan instead) when anything disagrees."""
+    the blocks cover both files exactly; each holds as many JSON lines as it says, every one
+    of its source; its first and last JSON rows and its first CSV row begin with its keys
+    and source (a row's leading fields, as today's schemas put them). None (scan instead)
+    when anything disagrees."""
     key = primary_key(name)
     names = field_names(name)
     leading = names[: max(names.index(n) for n in (*key, SOURCE_FIELD)) + 1]
@@ -354,13 +357,20 @@ def _indexed_blocks(
             last_at = json_bytes.rfind(b"\n", json_at, end) + 1 or json_at
             if count < 1 or json_length < 2 or json_bytes[end - 1 : end] != b"}":
                 return None
+            if json_bytes.count(b"\n", json_at, end) + 1 != count:
+                return None
+            source_field = f'"{SOURCE_FIELD}": {encode_basestring(source)}'.encode()
+            if json_bytes.count(source_field, json_at, end) != count:
+                return None  # a row of another source inside the block
             for at, keys in ((json_at, first), (last_at, last)):
-                values = dict(zip(key, keys, strict=True)) | {SOURCE_FIELD: source}
-                start = ", ".join(f'"{n}": {encode_basestring(values[n])}' for n in leading)
-                if not json_bytes.startswith(("{" + start).encode("utf-8"), at):
-                    return None  # written as `render_json` writes a row's first fields
+                values = _leading_values(key, keys, source, leading)
+                if values is None or not json_bytes.startswith(_json_start(values), at):
+                    return None
             csv_part = csv_view[csv_at : csv_at + csv_length]
             if csv_length < 1 or csv_part[-1:] != b"\n":
+                return None
+            values = _leading_values(key, first, source, leading)
+            if values is None or not csv_bytes.startswith(_csv_start(values), csv_at):
                 return None
             if json_view[end : end + 2] != (b",\n" if end + 3 < len(json_bytes) else b"\n]"):
                 return None
@@ -370,13 +380,39 @@ def _indexed_blocks(
             csv_at, json_at = csv_at + csv_length, end + 2
     except (KeyError, TypeError, ValueError):
         return None
-    total = json_bytes.count(b"\n") - 2 if blocks else 0
-    whole = csv_at == len(csv_bytes) and (json_at + 1 == len(json_bytes) if blocks else True)
-    if not whole or sum(b.count for b in blocks) != total:
+    if not blocks or csv_at != len(csv_bytes) or json_at + 1 != len(json_bytes):
         return None
     if any(a.last >= b.first for a, b in itertools.pairwise(blocks)):
         return None
     return blocks
+
+
+def _leading_values(
+    key: list[str], keys: Any, source: Any, leading: list[str]
+) -> list[tuple[str, str]] | None:
+    """(field, value) of a row's leading fields from an index's keys and source; None when
+    they disagree (a key that is the source field itself) or are not text."""
+    values = dict(zip(key, keys, strict=True))
+    if values.setdefault(SOURCE_FIELD, source) != source:
+        return None
+    if not all(isinstance(values[n], str) for n in leading):
+        return None
+    return [(n, values[n]) for n in leading]
+
+
+def _json_start(values: list[tuple[str, str]]) -> bytes:
+    """How `render_json` begins a row with these leading fields."""
+    return ("{" + ", ".join(f'"{n}": {encode_basestring(v)}' for n, v in values)).encode("utf-8")
+
+
+def _csv_start(values: list[tuple[str, str]]) -> bytes:
+    """How `publish.render_csv` begins a row with these leading fields (more follow)."""
+    cells = [v for _, v in values]
+    if any(c == "" or any(ch in c for ch in ',"\r\n') for c in cells):
+        out = io.StringIO(newline="")
+        csv.writer(out, lineterminator="\n").writerow([*cells, "x"])  # x: a field after
+        return out.getvalue()[:-2].encode("utf-8")
+    return ",".join(cells).encode("utf-8") + b","
 
 
 def _join_json(lines: list[bytes | memoryview]) -> bytes:

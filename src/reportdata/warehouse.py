@@ -547,29 +547,35 @@ def _load_data_table(
 
 def _touched(version: _Version, previous: _Version | None, table: str) -> set[str] | None:
     """The documents whose rows of `table` its changes.json says differ from `previous`'s;
-    None when it cannot tell (no changes.json, made against another version, incomplete
-    lists, rows matched by another key or without a document)."""
+    None when it cannot tell (no changes.json, made against another version, another schema
+    of the table, incomplete or malformed lists, rows matched by another key or without a
+    document)."""
     changes = version.changes
     if previous is None or not isinstance(changes, dict):
         return None
     tables = changes.get("tables")
     if changes.get("previous") != previous.version or not isinstance(tables, dict):
         return None
+    if version.schema_fields(table) != previous.schema_fields(table):
+        return None
     entry = tables.get(table)
-    if not isinstance(entry, dict) or list(entry.get("key") or []) != primary_key(table):
+    if not isinstance(entry, dict) or entry.get("key") != primary_key(table):
         return None
-    if SOURCE_FIELD not in {f["name"] for f in fields(table)}:
+    counts = entry.get("counts", {})
+    if SOURCE_FIELD not in {f["name"] for f in fields(table)} or not isinstance(counts, dict):
         return None
-    counts = entry.get("counts") or {}
     touched: set[str] = set()
     for kind in _CHANGE_KINDS:
         items = entry.get(kind) or []
         if not isinstance(items, list) or counts.get(kind, len(items)) != len(items):
             return None
         for item in items:
-            document = item.get(SOURCE_FIELD) if isinstance(item, dict) else None
-            if document is None and kind == "changed" and isinstance(item, dict):
-                document = (item.get("key") or {}).get(SOURCE_FIELD)
+            if not isinstance(item, dict):
+                return None
+            document = item.get(SOURCE_FIELD)
+            key = item.get("key")
+            if document is None and kind == "changed" and isinstance(key, dict):
+                document = key.get(SOURCE_FIELD)
             if not isinstance(document, str):
                 return None
             touched.add(document)
