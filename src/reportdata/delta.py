@@ -362,15 +362,15 @@ def _indexed_blocks(
             source_field = f'"{SOURCE_FIELD}": {encode_basestring(source)}'.encode()
             if json_bytes.count(source_field, json_at, end) != count:
                 return None  # a row of another source inside the block
-            for at, keys in ((json_at, first), (last_at, last)):
-                values = _leading_values(key, keys, source, leading)
-                if values is None or not json_bytes.startswith(_json_start(values), at):
+            first_values = _leading_values(key, first, source, leading)
+            for at, values in ((json_at, first_values), (last_at, None)):
+                values = values or _leading_values(key, last, source, leading)
+                if values is None or not json_bytes.startswith(_json_start(leading, values), at):
                     return None
             csv_part = csv_view[csv_at : csv_at + csv_length]
             if csv_length < 1 or csv_part[-1:] != b"\n":
                 return None
-            values = _leading_values(key, first, source, leading)
-            if values is None or not csv_bytes.startswith(_csv_start(values), csv_at):
+            if not csv_bytes.startswith(_csv_start(first_values), csv_at):  # checked above
                 return None
             if json_view[end : end + 2] != (b",\n" if end + 3 < len(json_bytes) else b"\n]"):
                 return None
@@ -387,32 +387,37 @@ def _indexed_blocks(
     return blocks
 
 
-def _leading_values(
-    key: list[str], keys: Any, source: Any, leading: list[str]
-) -> list[tuple[str, str]] | None:
-    """(field, value) of a row's leading fields from an index's keys and source; None when
-    they disagree (a key that is the source field itself) or are not text."""
+def _leading_values(key: list[str], keys: Any, source: Any, leading: list[str]) -> list[str] | None:
+    """The values of a row's leading fields from an index's keys and source; None when they
+    disagree (a key that is the source field itself). Values that are not text make the
+    encoders below raise TypeError."""
+    if len(keys) != len(key):
+        return None
     values = dict(zip(key, keys, strict=True))
     if values.setdefault(SOURCE_FIELD, source) != source:
         return None
-    if not all(isinstance(values[n], str) for n in leading):
-        return None
-    return [(n, values[n]) for n in leading]
+    return [values[n] for n in leading]
 
 
-def _json_start(values: list[tuple[str, str]]) -> bytes:
-    """How `render_json` begins a row with these leading fields."""
-    return ("{" + ", ".join(f'"{n}": {encode_basestring(v)}' for n, v in values)).encode("utf-8")
+def _json_start(leading: list[str], values: list[str]) -> bytes:
+    """How `render_json` begins a row whose leading fields hold these values."""
+    pairs = (f'"{n}": {encode_basestring(v)}' for n, v in zip(leading, values, strict=True))
+    return ("{" + ", ".join(pairs)).encode("utf-8")
 
 
-def _csv_start(values: list[tuple[str, str]]) -> bytes:
-    """How `publish.render_csv` begins a row with these leading fields (more follow)."""
-    cells = [v for _, v in values]
-    if any(c == "" or any(ch in c for ch in ',"\r\n') for c in cells):
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def _csv_start(values: list[str] | None) -> bytes:
+    """How `publish.render_csv` begins a row whose leading fields hold these values (more
+    fields follow)."""
+    if values is None:
+        return b"\n"  # never the start of a row
+    if any(not v or _CSV_SPECIAL.search(v) for v in values):
         out = io.StringIO(newline="")
-        csv.writer(out, lineterminator="\n").writerow([*cells, "x"])  # x: a field after
+        csv.writer(out, lineterminator="\n").writerow([*values, "x"])  # x: a field after
         return out.getvalue()[:-2].encode("utf-8")
-    return ",".join(cells).encode("utf-8") + b","
+    return (",".join(values) + ",").encode("utf-8")
 
 
 def _join_json(lines: list[bytes | memoryview]) -> bytes:
