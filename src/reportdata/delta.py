@@ -359,8 +359,7 @@ def _indexed_blocks(
                 return None
             if json_bytes.count(b"\n", json_at, end) + 1 != count:
                 return None
-            source_field = f'"{SOURCE_FIELD}": {encode_basestring(source)}'.encode()
-            if json_bytes.count(source_field, json_at, end) != count:
+            if json_bytes.count(source_field(source), json_at, end) != count:
                 return None  # a row of another source inside the block
             first_values = _leading_values(key, first, source, leading)
             for at, values in ((json_at, first_values), (last_at, None)):
@@ -420,7 +419,14 @@ def _csv_start(values: list[str] | None) -> bytes:
     return (",".join(values) + ",").encode("utf-8")
 
 
-def _join_json(lines: list[bytes | memoryview]) -> bytes:
+def source_field(source: str) -> bytes:
+    """The source field as `render_json` writes it in a row: ``"document_id": "…"``. A
+    quotation mark inside a string is always escaped, so these bytes followed by ``,`` or
+    ``}`` are only ever that field."""
+    return f'"{SOURCE_FIELD}": {encode_basestring(source)}'.encode()
+
+
+def join_json(lines: list[bytes | memoryview]) -> bytes:
     """A JSON array of row lines, copied once."""
     if not lines:
         return b"[]\n"
@@ -456,14 +462,14 @@ def splice(
         blocks = made[name] = _merge_blocks(table, replaced, fresh)
         if blocks is not None:
             csv_bytes = b"".join([header, b"\n", *(b.csv for b in blocks)])
-            json_bytes = _join_json([b.json for b in blocks])
+            json_bytes = join_json([b.json for b in blocks])
             out[name], counts[name] = (csv_bytes, json_bytes), sum(b.count for b in blocks)
             continue
         merged = [r for r in table.rows() if r[1] not in replaced] + fresh
         merged.sort(key=lambda r: r[0])
         _unique_keys(name, merged)
         csv_bytes = header + b"\n" + b"".join(r[2] + b"\n" for r in merged)
-        out[name] = (csv_bytes, _join_json([r[3] for r in merged]))
+        out[name] = (csv_bytes, join_json([r[3] for r in merged]))
         counts[name] = len(merged)
     return out, counts, made
 

@@ -48,7 +48,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from reportdata.delta import SOURCE_FIELD
+from reportdata.delta import SOURCE_FIELD, join_json, source_field
 from reportdata.errors import PublishError
 from reportdata.fsutil import exclusive_lock, fsync_dir
 from reportdata.publish import format_number, latest_version
@@ -618,8 +618,7 @@ def _document_rows(
     ).fetchone() or (None,)
     if others is None or others + len(new_spans) != total:
         return None
-    lines = [new[start:end] for start, end in new_spans]
-    return b"[\n" + b",\n".join(lines) + b"\n]\n" if lines else b"[]\n"
+    return join_json([new[start:end] for start, end in new_spans])
 
 
 def _row_spans(data: bytes, documents: set[str]) -> list[tuple[int, int]] | None:
@@ -634,7 +633,7 @@ def _row_spans(data: bytes, documents: set[str]) -> list[tuple[int, int]] | None
         return None
     spans: dict[int, int] = {}
     for document in documents:
-        literal = f'"{SOURCE_FIELD}": {json.dumps(document, ensure_ascii=False)}'.encode()
+        literal = source_field(document)
         at = data.find(literal)
         while at != -1:
             end = at + len(literal)
