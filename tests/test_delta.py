@@ -7,6 +7,7 @@ import json
 import random
 import shutil
 import sys
+from hashlib import sha256
 from pathlib import Path
 
 import duckdb
@@ -96,7 +97,9 @@ def test_a_spliced_version_is_byte_for_byte_the_whole_one(tmp_path, seed):
     assert _version_files(whole) == _version_files(spliced)
     catalog = json.loads((spliced / "catalog.json").read_text("utf-8"))
     (entry,) = [v for v in catalog["datasets"][0]["versions"] if v["version"] == "2.0.0"]
-    for res in entry["resources"]:  # counts the publisher gave are those of the files
+    for res in entry["resources"]:  # counts, sizes and hashes the publisher gave are the files'
+        data = (spliced / res["path"]).read_bytes()
+        assert (res["bytes"], res["hash"]) == (len(data), f"sha256:{sha256(data).hexdigest()}")
         if "rows" in res:
             assert res["rows"] == count_rows(spliced / res["path"], res["format"]), res["path"]
     # the DuckDB file each publish appended to (from the bytes in memory) holds what a
@@ -304,6 +307,52 @@ def test_a_version_says_where_each_sources_rows_lie(tmp_path, monkeypatch):
     assert indexed == scanned
     (folder / delta.INDEX).unlink()  # a version without one (an older release) is scanned
     assert _blocks_of(read_base(tmp_path, "county", "1.0.0")) == scanned
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("checked again")
+
+
+def test_files_unchanged_since_they_were_written_are_not_checked_again(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from reportdata import delta
+
+    result = _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(6)})
+    assert result.stamps is not None
+    assert {delta.INDEX, "indicators.csv", "indicators.json"} <= set(result.stamps)
+    checked = _blocks_of(read_base(tmp_path, "county", "1.0.0"))
+    with monkeypatch.context() as patched:
+        patched.setattr(delta, "hashlib", SimpleNamespace(sha256=_refuse))
+        patched.setattr(delta, "_indexed_blocks", _refuse)
+        patched.setattr(delta, "_blocks", _refuse)
+        trusted = _blocks_of(read_base(tmp_path, "county", "1.0.0", result.stamps))
+    assert trusted == checked
+
+
+def test_a_file_changed_after_it_was_written_is_checked_again(tmp_path):
+    import os
+
+    result = _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(3)})
+    path = tmp_path / "county/1.0.0/indicators.csv"
+    before = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"2001", b"2009"))  # the same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and modification time
+    with pytest.raises(DeltaUnusable, match=r"indicators\.csv differs"):
+        read_base(tmp_path, "county", "1.0.0", result.stamps)
+
+
+def test_an_index_changed_after_it_was_written_is_checked_again(tmp_path):
+    from reportdata import delta
+
+    result = _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(6)})
+    checked = _blocks_of(read_base(tmp_path, "county", "1.0.0"))
+    path = tmp_path / "county" / "1.0.0" / delta.INDEX
+    index = json.loads(path.read_text("utf-8"))
+    blocks = index["tables"]["indicators"]["blocks"]
+    blocks[0][4], blocks[1][4] = blocks[0][4] - 3, blocks[1][4] + 3  # lengths still add up
+    path.write_text(json.dumps(index, ensure_ascii=False), "utf-8")
+    assert _blocks_of(read_base(tmp_path, "county", "1.0.0", result.stamps)) == checked
 
 
 def _edit_index(edit):

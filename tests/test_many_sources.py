@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -52,6 +53,10 @@ def _file_source(root: Path, n: int, data: bytes | None = None) -> dict:
 def _docs(root: Path, version: str) -> set[str]:
     rows = json.loads((root / f"published/county/{version}/documents.json").read_text("utf-8"))
     return {r["document_id"] for r in rows}
+
+
+def _checked_again(*args, **kwargs):
+    raise AssertionError("the base version was checked again")
 
 
 @pytest.fixture
@@ -151,7 +156,7 @@ def test_only_changed_sources_are_extracted_again(
 ):
     from _helpers import run_flow as publish_dataset
 
-    from reportdata import pipeline
+    from reportdata import delta, pipeline
 
     _project(tmp_path, [_file_source(tmp_path, n) for n in range(12)])
     first = publish_dataset("county", str(tmp_path), chunks=3)
@@ -171,7 +176,10 @@ def test_only_changed_sources_are_extracted_again(
 
     corrected = _report(5).replace("105.5亿元", "106.5亿元")  # a value corrected in place
     (tmp_path / "raw/embedded/brief-5.txt").write_text(corrected, encoding="utf-8")
-    changed = publish_dataset("county", str(tmp_path), chunks=3)
+    with monkeypatch.context() as patched:  # 1.0.0's files are as its run wrote them (noted)
+        patched.setattr(delta, "hashlib", SimpleNamespace(sha256=_checked_again))
+        patched.setattr(delta, "_indexed_blocks", _checked_again)
+        changed = publish_dataset("county", str(tmp_path), chunks=3)
     assert counted == ["brief-5"]
     assert read == ["brief-5"]  # the other sources' rows are not even read: kept from 1.0.0
     assert (changed["version"], changed["new"]) == ("1.0.1", True)  # corrected values: PATCH

@@ -231,6 +231,36 @@ def test_row_counts_handed_in_are_used_and_those_files_not_counted(
     assert counted == []
 
 
+def test_file_facts_handed_in_are_used_and_those_files_not_hashed(
+    published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    honest = build_catalog(published)
+    (published / "catalog.json").unlink()  # every entry is made again
+    hashed: list[str] = []
+    real = catalog_module._file_facts
+
+    def facts(path: Path) -> tuple[int, str]:
+        hashed.append(path.relative_to(published).as_posix())
+        return real(path)
+
+    monkeypatch.setattr(catalog_module, "_file_facts", facts)
+    given = {"county/1.1.0/indicators.csv": (7, "sha256:" + "ab" * 32)}
+    catalog = build_catalog(published, files=given)
+    [newest] = [v for v in _dataset(catalog)["versions"] if v["version"] == "1.1.0"]
+    facts_of = {r["path"]: (r["bytes"], r["hash"]) for r in newest["resources"]}
+    assert facts_of["county/1.1.0/indicators.csv"] == given["county/1.1.0/indicators.csv"]
+    assert "county/1.1.0/indicators.csv" not in hashed  # taken as given: the caller wrote it
+    assert "county/1.1.0/indicators.json" in hashed
+    # The true facts handed in give the catalog hashing gives, hashing none of those files.
+    truthful = {
+        r["path"]: (r["bytes"], r["hash"]) for v in _dataset(honest)["versions"]
+        for r in v["resources"]
+    }  # fmt: skip
+    hashed.clear()
+    assert build_catalog(published, files=truthful) == honest
+    assert not set(truthful) & set(hashed)
+
+
 # ---------------------------------------------------------------------------- reasons
 
 

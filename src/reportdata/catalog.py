@@ -168,8 +168,11 @@ class _Linker:
         return f"{self.base}/{quote(path)}" if self.base else path
 
 
-def _file_entry(root: Path, rel: str, linker: _Linker) -> dict[str, Any]:
-    size, digest = _file_facts(root / rel)
+def _file_entry(
+    root: Path, rel: str, linker: _Linker, files: Mapping[str, tuple[int, str]] | None = None
+) -> dict[str, Any]:
+    known = files.get(rel) if files is not None else None
+    size, digest = known if known is not None else _file_facts(root / rel)
     return {"path": rel, "url": linker.url(rel), "bytes": size, "hash": digest}
 
 
@@ -229,6 +232,7 @@ def _version_entry(
     linker: _Linker,
     old: Any = None,
     rows: Mapping[str, int] | None = None,
+    files: Mapping[str, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
     prefix = f"{name}/{version}"
     package = read_json(root / prefix / "datapackage.json")
@@ -252,7 +256,7 @@ def _version_entry(
             entry: dict[str, Any] = {
                 "name": res_name,
                 "format": fmt,
-                **_file_entry(root, rel, linker),
+                **_file_entry(root, rel, linker, files),
             }
             if fmt in _ROW_FORMATS:
                 known = rows.get(rel) if rows is not None else None
@@ -286,10 +290,13 @@ def _dataset_entry(
     linker: _Linker,
     old: dict[str, dict[str, Any]],
     rows: Mapping[str, int] | None = None,
+    files: Mapping[str, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
     found = versions(root / name)
     newest = latest(root / name, found)
-    entries = [_version_entry(root, name, v, linker, old.get(f"{name}/{v}"), rows) for v in found]
+    entries = [
+        _version_entry(root, name, v, linker, old.get(f"{name}/{v}"), rows, files) for v in found
+    ]
     package = read_json(root / name / newest / "datapackage.json")
     return {
         "name": name,
@@ -304,22 +311,29 @@ def _dataset_entry(
 
 
 def build_catalog(
-    published_dir: Path, base_url: str | None = None, rows: Mapping[str, int] | None = None
+    published_dir: Path,
+    base_url: str | None = None,
+    rows: Mapping[str, int] | None = None,
+    files: Mapping[str, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
     """The catalog of every dataset published under ``published_dir``.
 
     ``base_url`` (like ``https://example.org/data``) makes every ``url`` absolute; without
     it ``url`` equals ``path``. ``rows`` maps a table file's path relative to
     ``published_dir`` (like ``demo/1.2.0/indicators.json``) to its row count, known to the
-    caller that just wrote it: that file is then hashed but not read again to count its
-    rows. Raises PublishError when a published file cannot be read.
+    caller that just wrote it: that file is not read again to count its rows. ``files`` maps
+    such paths to the size and sha256 (``sha256:…``) the caller took of the bytes it wrote
+    and checked: those files are not hashed again. Raises PublishError when a published file
+    cannot be read.
     """
     root = Path(published_dir)
     linker = _Linker(base_url)
     if not root.is_dir():
         raise PublishError(f"The published folder {root} does not exist.")
     old = _previous_entries(root)
-    datasets = [_dataset_entry(root, name, linker, old, rows) for name in dataset_names(root)]
+    datasets = [
+        _dataset_entry(root, name, linker, old, rows, files) for name in dataset_names(root)
+    ]
     created = [
         v["created"] for d in datasets for v in d["versions"] if isinstance(v["created"], str)
     ]

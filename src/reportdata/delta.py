@@ -22,6 +22,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -258,15 +259,34 @@ class BaseVersion:
         }
 
 
-def read_version(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVersion:
+def file_stamp(info: os.stat_result) -> list[int]:
+    """What shows a file unchanged since it was checked: its size, inode, and modification
+    and status-change times (ns). Writing to a file, or replacing it, changes them."""
+    return [info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def _read_stamped(path: Path) -> tuple[bytes, list[int]]:
+    with open(path, "rb") as fh:
+        return fh.read(), file_stamp(os.fstat(fh.fileno()))
+
+
+def read_version(
+    folder: Path, schemas: Mapping[str, dict[str, Any]], stamps: Mapping[str, Any] | None = None
+) -> BaseVersion:
     """Read a version folder as rows; DeltaUnusable when its files differ from what its
-    datapackage.json says or its table schemas from ``schemas`` (today's inline schemas)."""
+    datapackage.json says or its table schemas from ``schemas`` (today's inline schemas).
+
+    ``stamps`` (file name → `file_stamp`) are those of the files when the publisher had just
+    written and checked them: a file whose stamp is the same is not hashed again, and when
+    the index and both files of a table are, the index's blocks are taken as written. A file
+    changed since, or without a stamp, is checked in full."""
+    stamps = stamps or {}
     try:
         descriptor = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
         resources = {r["name"]: r for r in descriptor["resources"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DeltaUnusable(f"its datapackage.json cannot be read ({exc})") from exc
-    index = _read_index(folder)
+    index, index_known = _read_index(folder, stamps)
     tables: dict[str, BaseTable] = {}
     for name in TABLES:
         if not usable_schema(name):
@@ -275,19 +295,26 @@ def read_version(folder: Path, schemas: Mapping[str, dict[str, Any]]) -> BaseVer
         if table is None or as_json is None or table.get("schema") != schemas[name]:
             raise DeltaUnusable(f"its {name} table is not described as today's schema")
         data = {}
+        known = index_known
         for resource in (table, as_json):
             path = folder / str(resource.get("path"))
             try:
-                content = path.read_bytes()
+                content, stamp = _read_stamped(path)
             except OSError as exc:
                 raise DeltaUnusable(f"{path.name} cannot be read ({exc})") from exc
-            digest = "sha256:" + hashlib.sha256(content).hexdigest()
-            if len(content) != resource.get("bytes") or digest != resource.get("hash"):
+            unchanged = stamps.get(str(resource.get("path"))) == stamp
+            if len(content) != resource.get("bytes") or not (
+                unchanged or "sha256:" + hashlib.sha256(content).hexdigest() == resource.get("hash")
+            ):
                 raise DeltaUnusable(f"{path.name} differs from its datapackage.json")
+            known = known and unchanged
             data[resource["format"]] = content
         csv_bytes, json_bytes = data["csv"], data["json"]
         header = csv_bytes[: csv_bytes.find(b"\n")]
-        blocks = _indexed_blocks(name, csv_bytes, json_bytes, index.get(name))
+        entry = index.get(name)
+        blocks = _recorded_blocks(csv_bytes, json_bytes, entry) if known else None
+        if blocks is None:
+            blocks = _indexed_blocks(name, csv_bytes, json_bytes, entry)
         if blocks is None:
             blocks = _blocks(name, csv_bytes, json_bytes)
         tables[name] = BaseTable(name, header, csv_bytes, json_bytes, blocks)
@@ -321,16 +348,40 @@ def block_index(
     return json.dumps({"format": 1, "tables": entries}, ensure_ascii=False).encode("utf-8")
 
 
-def _read_index(folder: Path) -> dict[str, Any]:
-    """The tables of a version's `INDEX` file; empty when it has none or it cannot be read."""
+def _read_index(folder: Path, stamps: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The tables of a version's `INDEX` file (empty when it has none or it cannot be read),
+    and whether the file is as stamped when it was written."""
     try:
-        index = json.loads((folder / INDEX).read_bytes())
+        data, stamp = _read_stamped(folder / INDEX)
+        index = json.loads(data)
     except (OSError, ValueError, RecursionError):
-        return {}
+        return {}, False
     if not isinstance(index, dict) or index.get("format") != 1:
-        return {}
+        return {}, False
     tables = index.get("tables")
-    return tables if isinstance(tables, dict) else {}
+    return (tables, stamps.get(INDEX) == stamp) if isinstance(tables, dict) else ({}, False)
+
+
+def _recorded_blocks(csv_bytes: bytes, json_bytes: bytes, entry: Any) -> list[Block] | None:
+    """The table's blocks as its `INDEX` entry tells them, for files unchanged since the
+    publisher wrote them with that index: only their lengths are checked to cover the files
+    (None when they do not)."""
+    csv_view, json_view = memoryview(csv_bytes), memoryview(json_bytes)
+    csv_at, json_at = csv_bytes.find(b"\n") + 1, 2
+    blocks: list[Block] = []
+    try:
+        if entry["csv_bytes"] != len(csv_bytes) or entry["json_bytes"] != len(json_bytes):
+            return None
+        for source, first, last, csv_length, json_length, count in entry["blocks"]:
+            csv_part = csv_view[csv_at : csv_at + csv_length]
+            json_part = json_view[json_at : json_at + json_length]
+            blocks.append(Block(str(source), tuple(first), tuple(last), csv_part, json_part, count))
+            csv_at, json_at = csv_at + csv_length, json_at + json_length + 2
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not blocks or csv_at != len(csv_bytes) or json_at + 1 != len(json_bytes):
+        return None
+    return blocks
 
 
 def _indexed_blocks(

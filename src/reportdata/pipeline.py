@@ -234,14 +234,24 @@ def published_inputs(project: Project, dataset: str) -> set[str]:
 
 
 def _note_release(
-    project: Project, dataset: str, version: str, inputs: str | None, keys: dict[str, str]
+    project: Project,
+    dataset: str,
+    version: str,
+    inputs: str | None,
+    keys: dict[str, str],
+    stamps: dict[str, list[int]] | None = None,
 ) -> None:
     """Remember (in .reportdata/, best effort) what ``version`` was made from: the inputs
     fingerprint when every source was read, and the cache key of each source whose own rows
-    it holds (a source that failed keeps older rows and is left out)."""
+    it holds (a source that failed keeps older rows and is left out); with the stamps of its
+    files as `publish` wrote them (kept from the last note when this run wrote nothing)."""
     from reportdata.fsutil import atomic_write_bytes
 
+    if stamps is None:
+        stamps = _read_note(project, dataset, version).get("stamps")
     note = {"version": version, "inputs": inputs, "sources": dict(sorted(keys.items()))}
+    if isinstance(stamps, dict):
+        note["stamps"] = stamps
     with contextlib.suppress(OSError):
         path = _inputs_note(project, dataset)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,11 +291,13 @@ def plan(
     version = newest_version(project.published_dir, dataset)
     if version is None:
         return None, "first version"
-    noted = _read_note(project, dataset, version).get("sources")
+    note = _read_note(project, dataset, version)
+    noted, stamps = note.get("sources"), note.get("stamps")
     if not isinstance(noted, dict):
         return None, f"no note of the sources behind version {version}"
     try:
-        base = read_base(project.published_dir, dataset, version)
+        stamps = stamps if isinstance(stamps, dict) else None
+        base = read_base(project.published_dir, dataset, version, stamps)
     except DeltaUnusable as exc:
         return None, f"version {version} cannot be built on: {exc}"
     replaced = {sid for sid, key in keys.items() if noted.get(sid) != key}
@@ -382,5 +394,5 @@ def release(
         replaced=replaced,
     )
     if newest_version(project.published_dir, dataset) == result.version:
-        _note_release(project, dataset, result.version, inputs, keys or {})
+        _note_release(project, dataset, result.version, inputs, keys or {}, result.stamps)
     return ReleaseSummary(result.dataset, result.version, result.path, result.new, result.counts)

@@ -51,7 +51,15 @@ from reportdata.changes import (
     next_version,
     render_changelog,
 )
-from reportdata.delta import INDEX, BaseVersion, Block, block_index, read_version, splice
+from reportdata.delta import (
+    INDEX,
+    BaseVersion,
+    Block,
+    block_index,
+    file_stamp,
+    read_version,
+    splice,
+)
 from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import (
     atomic_write_bytes,
@@ -99,6 +107,9 @@ class PublishResult:
     path: Path
     new: bool
     counts: dict[str, int] = field(default_factory=dict)  # rows of each table of the version
+    stamps: dict[str, list[int]] | None = None
+    """A new version's files as written and checked (`delta.file_stamp` by file name): given
+    back to `read_base`, they spare the next run checking them again."""
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -248,11 +259,22 @@ def latest_version(published_dir: Path, dataset: str) -> str | None:
     return _read_latest(dataset_dir) or (versions[-1] if versions else None)
 
 
-def read_base(published_dir: Path, dataset: str, version: str) -> BaseVersion:
+def read_base(
+    published_dir: Path, dataset: str, version: str, stamps: Mapping[str, Any] | None = None
+) -> BaseVersion:
     """A published version read as rows, to build the next one on (`reportdata.delta`);
-    DeltaUnusable when its files or schemas are not what this code would write."""
+    DeltaUnusable when its files or schemas are not what this code would write. ``stamps``:
+    those `publish` gave back when it wrote the version (files unchanged since are trusted)."""
     folder = Path(published_dir) / dataset / version
-    return read_version(folder, {name: _inline_schema(name) for name in TABLES})
+    return read_version(folder, {name: _inline_schema(name) for name in TABLES}, stamps)
+
+
+def _stamps(folder: Path) -> dict[str, list[int]] | None:
+    """The `delta.file_stamp` of each file of a version folder; None when one is unreadable."""
+    try:
+        return {p.name: file_stamp(p.stat()) for p in sorted(folder.iterdir())}
+    except OSError:
+        return None
 
 
 def read_package(published_dir: Path, dataset: str, version: str | None = None) -> dict[str, Any]:
@@ -480,11 +502,12 @@ def _check_spliced(
     }
     errors = []
     for resource in descriptor["resources"]:
-        data = (folder / resource["path"]).read_bytes()
+        path = folder / resource["path"]
         if resource["path"] in written:
-            same = data == written[resource["path"]]
+            same = _same_file(path, written[resource["path"]])
         else:
-            same = _file_facts(data) == {"bytes": resource["bytes"], "hash": resource["hash"]}
+            facts = _file_facts(path.read_bytes())
+            same = facts == {"bytes": resource["bytes"], "hash": resource["hash"]}
         if not same:
             message = f"{resource['path']} differs from its bytes and hash in datapackage.json"
             errors.append(
@@ -506,6 +529,18 @@ def _check_spliced(
         return validate_package(part / "datapackage.json")
     finally:
         shutil.rmtree(part, ignore_errors=True)
+
+
+def _same_file(path: Path, expected: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether the file holds exactly ``expected``, read back a chunk at a time."""
+    view, buffer = memoryview(expected), bytearray(chunk)
+    at = 0
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buffer):
+            if memoryview(buffer)[:n] != view[at : at + n]:
+                return False
+            at += n
+    return at == len(expected)
 
 
 def _now() -> str:
@@ -613,14 +648,20 @@ def _publish_locked(
     target = _write_version(
         dataset_dir, metadata, version, created, rendered, facts, fp, changes, inputs, check, index
     )
+    stamps = _stamps(target)
     written = {  # rows of the files just written: the catalog need not count them again
         f"{info.name}/{version}/{name}.{ext}": counts[name] for name in TABLES for ext in _FORMATS
+    }
+    known = {  # and their size and sha256, taken of the bytes written and checked
+        f"{info.name}/{version}/{name}.{ext}": (fact["bytes"], fact["hash"])
+        for name in TABLES
+        for ext, fact in zip(_FORMATS, facts[name], strict=True)
     }
     held = {f"{version}/{name}.json": rendered[name][1] for name in TABLES}
     if base is not None:  # the base's files, read and checked against their hashes
         held |= {f"{base.version}/{name}.json": base.tables[name].json for name in TABLES}
-    finish_release(published_dir, info.name, info.title, version, written, held)
-    return PublishResult(info.name, version, target, True, counts)
+    finish_release(published_dir, info.name, info.title, version, written, held, known)
+    return PublishResult(info.name, version, target, True, counts, stamps)
 
 
 def _unchanged(
@@ -739,10 +780,15 @@ def _locked(path: Path):
     return exclusive_lock(path, PublishError)
 
 
-def _write_index(published_dir: Path, rows: Mapping[str, int] | None = None) -> None:
+def _write_index(
+    published_dir: Path,
+    rows: Mapping[str, int] | None = None,
+    files: Mapping[str, tuple[int, str]] | None = None,
+) -> None:
     """catalog.json and the pages, under the lock of the whole published/ folder (every
     dataset's publisher writes them), after removing what crashed writes left; ``rows``: the
-    row counts of files the caller just wrote (see `build_catalog`)."""
+    row counts and ``files`` the size and sha256 of files the caller just wrote (see
+    `build_catalog`)."""
     from reportdata.catalog import build_catalog, write_catalog
     from reportdata.site import write_site
 
@@ -751,7 +797,7 @@ def _write_index(published_dir: Path, rows: Mapping[str, int] | None = None) -> 
         pages += [d / "index.html" for d in published_dir.iterdir() if d.is_dir()]
         for page in pages:
             remove_temp_siblings(page)
-        catalog = build_catalog(published_dir, rows=rows)  # built once for both
+        catalog = build_catalog(published_dir, rows=rows, files=files)  # once for both
         write_catalog(published_dir, catalog=catalog)
         write_site(published_dir, catalog)
 
@@ -763,6 +809,7 @@ def finish_release(
     latest: str,
     rows: Mapping[str, int] | None = None,
     held: Mapping[str, bytes] | None = None,
+    files: Mapping[str, tuple[int, str]] | None = None,
 ) -> None:
     """Bring what derives from the version folders up to date, then move the latest pointer.
 
@@ -770,7 +817,9 @@ def finish_release(
     (the pointer of record), then the catalog and the pages, which index every dataset's
     pointer. Each step is atomic and skipped when already current, so a run after a crash
     completes what the crashed run left undone and an unchanged rerun writes nothing.
-    ``held``: bytes of version files the caller holds, by path in the dataset folder.
+    ``held``: bytes of version files the caller holds, by path in the dataset folder;
+    ``rows`` and ``files``: the row counts, and size and sha256, of files the caller just
+    wrote and checked, by path in the published folder (see `build_catalog`).
     """
     from reportdata.warehouse import build_warehouse
 
@@ -783,7 +832,7 @@ def finish_release(
             build_warehouse(dataset_dir, dataset, latest=latest, held=held)
         if _read_latest(dataset_dir) != latest:
             _write_latest(dataset_dir, latest)
-        _write_index(published_dir, rows)
+        _write_index(published_dir, rows, files)
     except OSError as exc:
         raise PublishError(
             f"Could not finish release {latest} in {dataset_dir}: {exc.strerror or exc}."
