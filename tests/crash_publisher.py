@@ -26,7 +26,7 @@ Rows = dict[str, list[dict[str, Any]]]
 # (module, function, phase): a call of the function starts the phase. finish_release imports
 # the catalog, site and warehouse functions when it runs, so patching their modules suffices.
 PHASES = (
-    ("reportdata.publish", "_write_synced", "files"),
+    ("reportdata.publish", "_write_file", "files"),
     ("reportdata.publish", "validate_package", "validate"),
     ("reportdata.publish", "fsync_dir", "rename"),
     ("reportdata.publish", "finish_release", "finish"),

@@ -472,7 +472,7 @@ def _writes(mode: str) -> bool:
 def disk(monkeypatch: pytest.MonkeyPatch, left: int | None) -> Iterator[_Budget]:
     """Route the publisher's file writes through a byte budget.
 
-    The publisher writes its version files with ``open`` (publish._write_synced) and every
+    The publisher writes its version files with ``open`` (publish._write_file) and every
     other file with fsutil.atomic_write_bytes (``os.fdopen``): both are wrapped, for writing
     modes only. DuckDB writes through its own C++ code and is not covered here.
     """

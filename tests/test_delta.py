@@ -416,14 +416,14 @@ def test_a_spliced_file_written_wrong_publishes_nothing(tmp_path, monkeypatch, c
 
     docs = {f"b{n}": _text(n) for n in range(4)}
     _publish_whole(tmp_path, docs)
-    real = publishing._write_synced
+    real = publishing._write_file
 
     def writes_wrong(path: Path, data: bytes) -> None:
         if path.name == corrupted:  # one byte off, as a bad disk or a bug would leave it
             data = data[:-2] + bytes([data[-2] ^ 1]) + data[-1:]
         real(path, data)
 
-    monkeypatch.setattr(publishing, "_write_synced", writes_wrong)
+    monkeypatch.setattr(publishing, "_write_file", writes_wrong)
     docs["b1"] = _text(11, twist=",更正")
     with pytest.raises(ValidationFailed, match="failed frictionless validation"):
         _publish_spliced(tmp_path, docs, {"b1"})

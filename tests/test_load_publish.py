@@ -211,6 +211,32 @@ def test_identical_tables_publish_nothing(published: Path) -> None:
     assert snapshot(published) == before
 
 
+def test_every_file_of_a_version_is_on_disk_before_its_folder_is_renamed_into_place(
+    published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from reportdata import publish as publishing
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename = publishing._fsync_files, os.rename
+
+    def fsync_files(paths: list[Path]) -> None:
+        real_fsync(paths)
+        events.extend(("synced", p.name) for p in paths)
+
+    def rename(src, dst) -> None:
+        events.append(("renamed", Path(dst).name))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(publishing, "_fsync_files", fsync_files)
+    monkeypatch.setattr(publishing.os, "rename", rename)
+    publish(sample_tables(), INFO, published, created=CREATED)
+    written = sorted(p.name for p in (published / "demo" / "1.0.0").iterdir())
+    assert events[-1] == ("renamed", "1.0.0")
+    assert sorted(name for kind, name in events[:-1] if kind == "synced") == written
+
+
 def test_changes_make_new_versions_and_leave_old_ones_alone(published: Path) -> None:
     publish(sample_tables(), INFO, published, created=CREATED)
     v1 = snapshot(published / "demo" / "1.0.0")

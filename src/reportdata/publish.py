@@ -36,6 +36,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -407,11 +408,18 @@ def _state(metadata: Mapping[str, Any], rows: Mapping[str, list[dict[str, Any]]]
 # ---------------------------------------------------------------------------- writing
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+
+
+def _fsync_files(paths: list[Path]) -> None:
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _json_bytes(value: Any, indent: int | None = None) -> bytes:
@@ -438,25 +446,29 @@ def _write_version(
     index: bytes | None = None,
 ) -> Path:
     """Write a complete version into a temporary folder, check it (``check`` of the temporary
-    folder; by default Frictionless validates the whole package), then rename it into place.
-    ``index`` is its `delta.INDEX` file (where each source's rows lie), written with it."""
+    folder; by default Frictionless validates the whole package) while its files go to disk,
+    then rename it into place. ``index`` is its `delta.INDEX` file (where each source's rows
+    lie), written with it."""
     target = dataset_dir / version
     if target.exists():
         raise PublishError(f"Version folder {target} already exists; versions are never rewritten.")
     tmp = dataset_dir / f".tmp-{version}-{secrets.token_hex(4)}"
     try:
         tmp.mkdir()
+        files = {}
         for name in TABLES:
-            csv_bytes, json_bytes = rendered[name]
-            _write_synced(tmp / f"{name}.csv", csv_bytes)
-            _write_synced(tmp / f"{name}.json", json_bytes)
-        changes_bytes = _json_bytes(changes)
-        _write_synced(tmp / CHANGES, changes_bytes)
+            files[f"{name}.csv"], files[f"{name}.json"] = rendered[name]
+        files[CHANGES] = changes_bytes = _json_bytes(changes)
         descriptor = _descriptor(metadata, version, created, facts, fp, changes_bytes, inputs)
-        _write_synced(tmp / "datapackage.json", _json_bytes(descriptor, indent=2))
+        files["datapackage.json"] = _json_bytes(descriptor, indent=2)
         if index is not None:
-            _write_synced(tmp / INDEX, index)
-        written = (check or _validate_whole)(tmp)
+            files[INDEX] = index
+        for file_name, data in files.items():
+            _write_file(tmp / file_name, data)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # fsync waits without the GIL
+            synced = pool.submit(_fsync_files, [tmp / file_name for file_name in files])
+            written = (check or _validate_whole)(tmp)
+        synced.result()  # on disk before the rename
         if not written.ok:
             raise ValidationFailed(
                 f"The written package failed frictionless validation; nothing was published: "
@@ -522,7 +534,7 @@ def _check_spliced(
         resources = []
         for name in TABLES:
             csv_bytes = render_csv(name, list(rows[name]))
-            _write_synced(part / f"{name}.csv", csv_bytes)
+            _write_file(part / f"{name}.csv", csv_bytes)  # read back here, never kept
             resources.append(_table_resource(name, csv_bytes))
         package = {"name": "changed-rows", "resources": resources}
         (part / "datapackage.json").write_bytes(_json_bytes(package, indent=2))
@@ -533,13 +545,12 @@ def _check_spliced(
 
 def _same_file(path: Path, expected: bytes, chunk: int = 1 << 20) -> bool:
     """Whether the file holds exactly ``expected``, read back a chunk at a time."""
-    view, buffer = memoryview(expected), bytearray(chunk)
     at = 0
     with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buffer):
-            if memoryview(buffer)[:n] != view[at : at + n]:
+        while data := fh.read(chunk):
+            if data != expected[at : at + len(data)]:
                 return False
-            at += n
+            at += len(data)
     return at == len(expected)
 
 
