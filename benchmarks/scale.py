@@ -505,6 +505,8 @@ def _task_runs(flow_started: float) -> dict:
     """Task runs of the newest publish-dataset flow run, read from the Prefect API."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
@@ -526,7 +528,10 @@ def _task_runs(flow_started: float) -> dict:
             if all(t.end_time for t in tasks) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        arts = client.read_artifacts(limit=50)
+        arts = client.read_artifacts(  # this run's (repeated runs make many)
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])),
+            limit=50,
+        )
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for t in tasks:
         if t.start_time and t.end_time:

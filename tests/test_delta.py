@@ -9,6 +9,7 @@ import shutil
 import sys
 from hashlib import sha256
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -314,8 +315,6 @@ def _refuse(*args, **kwargs):
 
 
 def test_files_unchanged_since_they_were_written_are_not_checked_again(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
     from reportdata import delta
 
     result = _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(6)})
@@ -353,6 +352,59 @@ def test_an_index_changed_after_it_was_written_is_checked_again(tmp_path):
     blocks[0][4], blocks[1][4] = blocks[0][4] - 3, blocks[1][4] + 3  # lengths still add up
     path.write_text(json.dumps(index, ensure_ascii=False), "utf-8")
     assert _blocks_of(read_base(tmp_path, "county", "1.0.0", result.stamps)) == checked
+
+
+def test_a_descriptor_changed_after_it_was_written_makes_every_file_checked(tmp_path):
+    result = _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(3)})
+    path = tmp_path / "county/1.0.0/datapackage.json"
+    descriptor = json.loads(path.read_text("utf-8"))
+    (table,) = [r for r in descriptor["resources"] if r["name"] == "indicators"]
+    table["hash"] = "sha256:" + "0" * 64  # the files keep their stamps
+    path.write_text(json.dumps(descriptor, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    with pytest.raises(DeltaUnusable, match=r"indicators\.csv differs from its datapackage"):
+        read_base(tmp_path, "county", "1.0.0", result.stamps)
+
+
+def test_the_stamps_of_one_version_do_not_vouch_for_another(tmp_path, monkeypatch):
+    from reportdata import delta
+
+    docs = {f"b{n}": _text(n) for n in range(4)}
+    first = _publish_whole(tmp_path, docs)
+    docs["b1"] = _text(11, twist=",更正")
+    second = _publish_spliced(tmp_path, docs, {"b1"})
+    assert second.new and second.stamps and first.stamps
+    hashed = []
+    real = delta.hashlib.sha256
+
+    def counting(data):
+        hashed.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(delta, "hashlib", SimpleNamespace(sha256=counting))
+    read_base(tmp_path, "county", second.version, first.stamps)
+    assert len(hashed) == 6  # each table's CSV and JSON file
+    hashed.clear()
+    read_base(tmp_path, "county", second.version, second.stamps)
+    assert hashed == []
+
+
+def test_an_index_entry_is_refused_when_its_blocks_do_not_end_at_rows(tmp_path):
+    from reportdata import delta
+
+    _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(6)})
+    folder = tmp_path / "county" / "1.0.0"
+    files = [(folder / f"indicators.{ext}").read_bytes() for ext in ("csv", "json")]
+    index = json.loads((folder / delta.INDEX).read_text("utf-8"))
+    entry = index["tables"]["indicators"]
+    assert delta._recorded_blocks(*files, entry) is not None
+    for at, shift in ((3, 2), (4, 3)):  # CSV or JSON lengths moved, their sums kept
+        edited = json.loads(json.dumps(entry))
+        edited["blocks"][0][at] -= shift
+        edited["blocks"][1][at] += shift
+        assert delta._recorded_blocks(*files, edited) is None
+    edited = json.loads(json.dumps(entry))
+    edited["blocks"][0][5] = True  # not a count
+    assert delta._recorded_blocks(*files, edited) is None
 
 
 def _edit_index(edit):

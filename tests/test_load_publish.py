@@ -237,6 +237,22 @@ def test_every_file_of_a_version_is_on_disk_before_its_folder_is_renamed_into_pl
     assert sorted(name for kind, name in events[:-1] if kind == "synced") == written
 
 
+def test_a_version_that_cannot_be_synced_to_disk_is_not_published(
+    published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportdata import publish as publishing
+
+    def no_disk(paths: list[Path]) -> None:
+        raise OSError(5, "Input/output error")
+
+    publish(sample_tables(), INFO, published, created=CREATED)
+    monkeypatch.setattr(publishing, "_fsync_files", no_disk)
+    with pytest.raises(PublishError, match="Input/output error"):
+        publish(sample_tables(with_jobs=True), INFO, published, created=CREATED)
+    assert sorted(p.name for p in (published / "demo").iterdir() if not p.is_file()) == ["1.0.0"]
+    assert latest_version(published, "demo") == "1.0.0"
+
+
 def test_changes_make_new_versions_and_leave_old_ones_alone(published: Path) -> None:
     publish(sample_tables(), INFO, published, created=CREATED)
     v1 = snapshot(published / "demo" / "1.0.0")

@@ -277,7 +277,7 @@ def test_new_inputs_that_give_the_same_tables_are_remembered(
     after it must still know the release is current (it cannot record that in the version)."""
     from _helpers import run_flow as publish_dataset
 
-    from reportdata import cache
+    from reportdata import cache, delta
 
     _project(tmp_path, [_file_source(tmp_path, n) for n in range(4)])
     assert publish_dataset("county", str(tmp_path))["new"]
@@ -293,3 +293,12 @@ def test_new_inputs_that_give_the_same_tables_are_remembered(
     again = publish_dataset("county", str(tmp_path))
     assert (again["version"], again["new"], again["counts"]) == ("1.0.0", False, {})
     assert (counted, read) == ([], [])  # decided from the snapshots alone
+
+    # The note kept the stamps of 1.0.0's files through the run that wrote nothing: the
+    # next version is built on it without checking its files again.
+    (tmp_path / "raw/embedded/brief-2.txt").write_text(_report(22), encoding="utf-8")
+    with monkeypatch.context() as patched:
+        patched.setattr(delta, "hashlib", SimpleNamespace(sha256=_checked_again))
+        patched.setattr(delta, "_indexed_blocks", _checked_again)
+        changed = publish_dataset("county", str(tmp_path))
+    assert changed["new"] and changed["version"] != "1.0.0"

@@ -260,9 +260,10 @@ class BaseVersion:
 
 
 def file_stamp(info: os.stat_result) -> list[int]:
-    """What shows a file unchanged since it was checked: its size, inode, and modification
-    and status-change times (ns). Writing to a file, or replacing it, changes them."""
-    return [info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns]
+    """What shows a file unchanged since it was checked: its size, device and inode, and
+    modification and status-change times (ns). Writing to a file, or replacing it, changes
+    them."""
+    return [info.st_size, info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns]
 
 
 def _read_stamped(path: Path) -> tuple[bytes, list[int]]:
@@ -277,15 +278,17 @@ def read_version(
     datapackage.json says or its table schemas from ``schemas`` (today's inline schemas).
 
     ``stamps`` (file name → `file_stamp`) are those of the files when the publisher had just
-    written and checked them: a file whose stamp is the same is not hashed again, and when
-    the index and both files of a table are, the index's blocks are taken as written. A file
-    changed since, or without a stamp, is checked in full."""
-    stamps = stamps or {}
+    written and checked them: while datapackage.json keeps its stamp, a file whose stamp is
+    the same is not hashed again, and when the index and both files of a table are, the
+    index's blocks are taken as written. A file changed since, or without a stamp, is
+    checked in full."""
     try:
-        descriptor = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
+        data, stamp = _read_stamped(folder / "datapackage.json")
+        descriptor = json.loads(data.decode("utf-8"))
         resources = {r["name"]: r for r in descriptor["resources"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DeltaUnusable(f"its datapackage.json cannot be read ({exc})") from exc
+    stamps = (stamps or {}) if (stamps or {}).get("datapackage.json") == stamp else {}
     index, index_known = _read_index(folder, stamps)
     tables: dict[str, BaseTable] = {}
     for name in TABLES:
@@ -364,8 +367,9 @@ def _read_index(folder: Path, stamps: Mapping[str, Any]) -> tuple[dict[str, Any]
 
 def _recorded_blocks(csv_bytes: bytes, json_bytes: bytes, entry: Any) -> list[Block] | None:
     """The table's blocks as its `INDEX` entry tells them, for files unchanged since the
-    publisher wrote them with that index: only their lengths are checked to cover the files
-    (None when they do not)."""
+    publisher wrote them with that index: only what costs nothing a byte is checked (the
+    blocks cover the files, each CSV part ends a line, each JSON part ends a row followed by
+    a separator); None when anything disagrees."""
     csv_view, json_view = memoryview(csv_bytes), memoryview(json_bytes)
     csv_at, json_at = csv_bytes.find(b"\n") + 1, 2
     blocks: list[Block] = []
@@ -373,10 +377,19 @@ def _recorded_blocks(csv_bytes: bytes, json_bytes: bytes, entry: Any) -> list[Bl
         if entry["csv_bytes"] != len(csv_bytes) or entry["json_bytes"] != len(json_bytes):
             return None
         for source, first, last, csv_length, json_length, count in entry["blocks"]:
-            csv_part = csv_view[csv_at : csv_at + csv_length]
-            json_part = json_view[json_at : json_at + json_length]
+            if not all(type(n) is int and n > 0 for n in (csv_length, json_length, count)):
+                return None
+            csv_end, json_end = csv_at + csv_length, json_at + json_length
+            if (
+                csv_bytes[csv_end - 1 : csv_end] != b"\n"
+                or json_bytes[json_end - 1 : json_end] != b"}"
+            ):
+                return None
+            if json_bytes[json_end : json_end + 2] not in (b",\n", b"\n]"):
+                return None
+            csv_part, json_part = csv_view[csv_at:csv_end], json_view[json_at:json_end]
             blocks.append(Block(str(source), tuple(first), tuple(last), csv_part, json_part, count))
-            csv_at, json_at = csv_at + csv_length, json_at + json_length + 2
+            csv_at, json_at = csv_end, json_end + 2
     except (KeyError, TypeError, ValueError):
         return None
     if not blocks or csv_at != len(csv_bytes) or json_at + 1 != len(json_bytes):

@@ -244,7 +244,8 @@ def _note_release(
     """Remember (in .reportdata/, best effort) what ``version`` was made from: the inputs
     fingerprint when every source was read, and the cache key of each source whose own rows
     it holds (a source that failed keeps older rows and is left out); with the stamps of its
-    files as `publish` wrote them (kept from the last note when this run wrote nothing)."""
+    files as `publish` wrote them (None: those of the last note of ``version``, for a run
+    that wrote nothing)."""
     from reportdata.fsutil import atomic_write_bytes
 
     if stamps is None:
@@ -394,5 +395,6 @@ def release(
         replaced=replaced,
     )
     if newest_version(project.published_dir, dataset) == result.version:
-        _note_release(project, dataset, result.version, inputs, keys or {}, result.stamps)
+        stamps = (result.stamps or {}) if result.new else None  # None: those noted stay
+        _note_release(project, dataset, result.version, inputs, keys or {}, stamps)
     return ReleaseSummary(result.dataset, result.version, result.path, result.new, result.counts)

@@ -270,12 +270,12 @@ def read_base(
     return read_version(folder, {name: _inline_schema(name) for name in TABLES}, stamps)
 
 
-def _stamps(folder: Path) -> dict[str, list[int]] | None:
-    """The `delta.file_stamp` of each file of a version folder; None when one is unreadable."""
+def _stamps(folder: Path) -> dict[str, list[int]]:
+    """The `delta.file_stamp` of each file of a version folder ({} when one is unreadable)."""
     try:
         return {p.name: file_stamp(p.stat()) for p in sorted(folder.iterdir())}
     except OSError:
-        return None
+        return {}
 
 
 def read_package(published_dir: Path, dataset: str, version: str | None = None) -> dict[str, Any]:
@@ -444,11 +444,12 @@ def _write_version(
     inputs: str | None = None,
     check: Callable[[Path], ValidationReport] | None = None,
     index: bytes | None = None,
-) -> Path:
+) -> tuple[Path, dict[str, list[int]]]:
     """Write a complete version into a temporary folder, check it (``check`` of the temporary
     folder; by default Frictionless validates the whole package) while its files go to disk,
     then rename it into place. ``index`` is its `delta.INDEX` file (where each source's rows
-    lie), written with it."""
+    lie), written with it. Returns the folder and the stamps of its files that are the same
+    before the check and after the rename (see `read_base`)."""
     target = dataset_dir / version
     if target.exists():
         raise PublishError(f"Version folder {target} already exists; versions are never rewritten.")
@@ -465,6 +466,7 @@ def _write_version(
             files[INDEX] = index
         for file_name, data in files.items():
             _write_file(tmp / file_name, data)
+        stamps = _stamps(tmp)
         with ThreadPoolExecutor(max_workers=1) as pool:  # fsync waits without the GIL
             synced = pool.submit(_fsync_files, [tmp / file_name for file_name in files])
             written = (check or _validate_whole)(tmp)
@@ -479,6 +481,8 @@ def _write_version(
             raise PublishError(f"Version folder {target} appeared while publishing; not replaced.")
         os.rename(tmp, target)
         fsync_dir(dataset_dir)
+        after = _stamps(target)
+        stamps = {name: stamp for name, stamp in stamps.items() if after.get(name) == stamp}
     except OSError as exc:
         raise PublishError(
             f"Could not write version {version} in {dataset_dir}: {exc.strerror or exc}."
@@ -486,7 +490,7 @@ def _write_version(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return target, stamps
 
 
 def _validate_whole(folder: Path) -> ValidationReport:
@@ -656,10 +660,9 @@ def _publish_locked(
     version = next_version(previous, found.bump or "patch")
     changes = found.to_json(dataset=info.name, version=version, previous=previous, created=created)
     index = block_index(rendered, blocks)
-    target = _write_version(
+    target, stamps = _write_version(
         dataset_dir, metadata, version, created, rendered, facts, fp, changes, inputs, check, index
     )
-    stamps = _stamps(target)
     written = {  # rows of the files just written: the catalog need not count them again
         f"{info.name}/{version}/{name}.{ext}": counts[name] for name in TABLES for ext in _FORMATS
     }
