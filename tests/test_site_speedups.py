@@ -201,19 +201,25 @@ def _dataset(catalog: dict[str, Any], name: str = "county") -> dict[str, Any]:
 # ---------------------------------------------------------------------------- row counts
 
 
+def _watch(monkeypatch: pytest.MonkeyPatch, published: Path, name: str) -> list[str]:
+    """The paths (from ``published``) the catalog's function ``name`` is called on, as it runs."""
+    seen: list[str] = []
+    real = getattr(catalog_module, name)
+
+    def watched(path: Path, *args: Any) -> Any:
+        seen.append(path.relative_to(published).as_posix())
+        return real(path, *args)
+
+    monkeypatch.setattr(catalog_module, name, watched)
+    return seen
+
+
 def test_row_counts_handed_in_are_used_and_those_files_not_counted(
     published: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     honest = build_catalog(published)
     (published / "catalog.json").unlink()  # every entry is made again
-    counted: list[str] = []
-    real = catalog_module.count_rows
-
-    def count(path: Path, fmt: str) -> int | None:
-        counted.append(path.relative_to(published).as_posix())
-        return real(path, fmt)
-
-    monkeypatch.setattr(catalog_module, "count_rows", count)
+    counted = _watch(monkeypatch, published, "count_rows")
     given = {"county/1.1.0/indicators.json": 12345, "county/1.1.0/indicators.csv": 54321}
     catalog = build_catalog(published, rows=given)
     [newest] = [v for v in _dataset(catalog)["versions"] if v["version"] == "1.1.0"]
@@ -236,14 +242,7 @@ def test_file_facts_handed_in_are_used_and_those_files_not_hashed(
 ) -> None:
     honest = build_catalog(published)
     (published / "catalog.json").unlink()  # every entry is made again
-    hashed: list[str] = []
-    real = catalog_module._file_facts
-
-    def facts(path: Path) -> tuple[int, str]:
-        hashed.append(path.relative_to(published).as_posix())
-        return real(path)
-
-    monkeypatch.setattr(catalog_module, "_file_facts", facts)
+    hashed = _watch(monkeypatch, published, "_file_facts")
     given = {"county/1.1.0/indicators.csv": (7, "sha256:" + "ab" * 32)}
     catalog = build_catalog(published, files=given)
     [newest] = [v for v in _dataset(catalog)["versions"] if v["version"] == "1.1.0"]
