@@ -288,7 +288,8 @@ def read_version(
         resources = {r["name"]: r for r in descriptor["resources"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DeltaUnusable(f"its datapackage.json cannot be read ({exc})") from exc
-    stamps = (stamps or {}) if (stamps or {}).get("datapackage.json") == stamp else {}
+    if not stamps or stamps.get("datapackage.json") != stamp:
+        stamps = {}  # a descriptor changed since: every file is checked against it
     index, index_known = _read_index(folder, stamps)
     tables: dict[str, BaseTable] = {}
     for name in TABLES:

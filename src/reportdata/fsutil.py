@@ -21,6 +21,15 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def fsync_file(path: Path) -> None:
+    """Put a file's written bytes on disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename inside ``folder`` durable."""
     with contextlib.suppress(OSError):

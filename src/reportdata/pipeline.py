@@ -297,8 +297,9 @@ def plan(
     if not isinstance(noted, dict):
         return None, f"no note of the sources behind version {version}"
     try:
-        stamps = stamps if isinstance(stamps, dict) else None
-        base = read_base(project.published_dir, dataset, version, stamps)
+        base = read_base(
+            project.published_dir, dataset, version, stamps if isinstance(stamps, dict) else None
+        )
     except DeltaUnusable as exc:
         return None, f"version {version} cannot be built on: {exc}"
     replaced = {sid for sid, key in keys.items() if noted.get(sid) != key}

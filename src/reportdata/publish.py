@@ -66,6 +66,7 @@ from reportdata.fsutil import (
     atomic_write_bytes,
     exclusive_lock,
     fsync_dir,
+    fsync_file,
     remove_temp_siblings,
 )
 from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
@@ -415,11 +416,7 @@ def _write_file(path: Path, data: bytes) -> None:
 
 def _fsync_files(paths: list[Path]) -> None:
     for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(path)
 
 
 def _json_bytes(value: Any, indent: int | None = None) -> bytes:
@@ -672,7 +669,7 @@ def _publish_locked(
         for ext, fact in zip(_FORMATS, facts[name], strict=True)
     }
     held = {f"{version}/{name}.json": rendered[name][1] for name in TABLES}
-    if base is not None:  # the base's files, read and checked against their hashes
+    if base is not None:  # the base's files, read (checked, or unchanged since written)
         held |= {f"{base.version}/{name}.json": base.tables[name].json for name in TABLES}
     finish_release(published_dir, info.name, info.title, version, written, held, known)
     return PublishResult(info.name, version, target, True, counts, stamps)

@@ -50,7 +50,7 @@ import pandas as pd
 
 from reportdata.delta import SOURCE_FIELD, join_json, source_field
 from reportdata.errors import PublishError
-from reportdata.fsutil import exclusive_lock, fsync_dir
+from reportdata.fsutil import exclusive_lock, fsync_dir, fsync_file
 from reportdata.publish import format_number, latest_version
 from reportdata.schema import (
     DUCKDB_TYPES,
@@ -251,14 +251,6 @@ def _remove_leftovers(target: Path) -> None:
             leftover.unlink()
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _temporary(target: Path) -> Iterator[Path]:
     """A temporary sibling of `target`, removed (with its .wal) however the block ends; DuckDB
@@ -286,7 +278,7 @@ def _commit_and_replace(con: duckdb.DuckDBPyConnection, tmp: Path, target: Path)
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    _fsync_file(tmp)
+    fsync_file(tmp)
     with contextlib.suppress(FileNotFoundError):  # the old file's log must not meet the new one
         target.with_name(target.name + ".wal").unlink()
     os.replace(tmp, target)
