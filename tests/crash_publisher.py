@@ -28,6 +28,7 @@ Rows = dict[str, list[dict[str, Any]]]
 PHASES = (
     ("reportdata.publish", "_write_file", "files"),
     ("reportdata.publish", "validate_package", "validate"),
+    ("reportdata.warehouse", "prepare_append", "append"),  # on a thread, during "validate"
     ("reportdata.publish", "fsync_dir", "rename"),
     ("reportdata.publish", "finish_release", "finish"),
     ("reportdata.warehouse", "build_warehouse", "warehouse"),

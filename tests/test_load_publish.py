@@ -386,3 +386,47 @@ def test_a_written_package_that_fails_frictionless_is_not_published(
     assert latest_version(published, "demo") is None
     assert [p.name for p in (published / "demo").iterdir() if not p.name.startswith(".")] == []
     assert not list((published / "demo").glob(".tmp-*"))
+
+
+def test_the_warm_up_checks_an_empty_package_of_every_table_once_a_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reportdata import publish as publishing
+    from reportdata import validate
+
+    seen = []
+    real = validate.validate_package
+
+    def spy(path: Path):
+        names = [r["name"] for r in json.loads(Path(path).read_text())["resources"]]
+        report = real(path)
+        seen.append((names, report.ok))
+        return report
+
+    monkeypatch.setattr(validate, "validate_package", spy)
+    monkeypatch.setattr(publishing, "_WARMING", [])
+    publishing.warm_package_check()
+    publishing.warm_package_check()  # a second call starts nothing
+    assert len(publishing._WARMING) == 1
+    publishing._WARMING[0].join(120)
+    assert seen == [(list(TABLES), True)]
+
+
+def test_frictionless_checks_one_package_at_a_time(
+    published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm-up thread and a run's own check never use Frictionless at once."""
+    import frictionless
+
+    from reportdata import validate
+
+    held: list[bool] = []
+    real = frictionless.validate
+
+    def spy(*args, **kwargs):
+        held.append(validate._FRICTIONLESS.locked())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(frictionless, "validate", spy)
+    publish(sample_tables(), INFO, published, created=CREATED)
+    assert held == [True]

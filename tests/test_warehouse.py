@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -1048,3 +1049,110 @@ def test_a_malformed_changes_json_is_compared_in_full_or_refused_in_a_sentence(
     _changes_edited(dataset_dir, lambda entry: entry.__setitem__("key", 5))
     with pytest.raises(PublishError, match=r"changes\.json of version 1\.1\.1 is malformed"):
         build_warehouse(dataset_dir, "demo")
+
+
+# ---------------------------------------------------------------------------- prepared appends
+
+
+@pytest.fixture
+def appends(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """Records what a publisher asks of the warehouse: each prepared append (whether its
+    version's folder was in place yet, and what it returned) and each `build_warehouse`."""
+    from reportdata import warehouse
+
+    calls: dict[str, list[Any]] = {"prepared": [], "built": []}
+    real_prepare, real_build = warehouse.prepare_append, warehouse.build_warehouse
+
+    def prepare(dataset_dir: Path, dataset: str, folder: Path, **kwargs: Any):
+        version = json.loads((folder / "datapackage.json").read_text())["version"]
+        in_place = (Path(dataset_dir) / version).exists()
+        result = real_prepare(dataset_dir, dataset, folder, **kwargs)
+        calls["prepared"].append((version, in_place, result))
+        return result
+
+    def build(dataset_dir: Path, dataset: str, **kwargs: Any) -> Path:
+        calls["built"].append(kwargs.get("latest"))
+        return real_build(dataset_dir, dataset, **kwargs)
+
+    monkeypatch.setattr(warehouse, "prepare_append", prepare)
+    monkeypatch.setattr(warehouse, "build_warehouse", build)
+    return calls
+
+
+def test_a_publisher_appends_its_version_before_the_rename_and_installs_it_after(
+    published: Path, tmp_path: Path, appends: dict[str, list[Any]]
+) -> None:
+    first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+    assert appends["prepared"] == [] and appends["built"] == [first]  # nothing to append to
+    second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
+    ((version, in_place, prepared),) = appends["prepared"]
+    assert (version, in_place) == (second, False)  # made while the folder was temporary
+    assert prepared is not None and not prepared.tmp.exists()  # installed: renamed into place
+    assert appends["built"] == [first]  # no build after the rename
+    path = published / "demo" / "demo.duckdb"
+    assert held_versions(path) == [(first, False), (second, True)]
+    assert everything(path) == everything(rebuilt(published / "demo", tmp_path))
+    assert list((published / "demo").glob(".demo.duckdb.tmp-*")) == []
+
+
+def test_a_version_that_fails_its_check_leaves_the_warehouse_and_no_append(
+    published: Path, appends: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportdata import publish as publishing
+    from reportdata.errors import ValidationFailed
+    from reportdata.validate import ValidationReport
+
+    _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+    path = published / "demo" / "demo.duckdb"
+    before = path.read_bytes()
+    error = {"table": "indicators", "check": "type", "key": None, "column": None, "message": "x"}
+    failing = ValidationReport(ok=False, errors=[error])
+    monkeypatch.setattr(publishing, "_validate_whole", lambda folder: failing)
+    with pytest.raises(ValidationFailed):
+        _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
+    ((_, _, prepared),) = appends["prepared"]
+    assert prepared is not None  # it was made, then dropped with the version
+    assert path.read_bytes() == before
+    assert list((published / "demo").glob(".demo.duckdb.tmp-*")) == []
+
+
+def test_a_warehouse_changed_since_its_append_was_prepared_is_built_again(
+    published: Path, tmp_path: Path, appends: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportdata import warehouse
+
+    first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+    prepare = warehouse.prepare_append
+
+    def then_touched(*args: Any, **kwargs: Any):
+        result = prepare(*args, **kwargs)
+        path = published / "demo" / "demo.duckdb"
+        stat = path.stat()
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # another writer
+        return result
+
+    monkeypatch.setattr(warehouse, "prepare_append", then_touched)
+    second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
+    assert appends["built"] == [first, second]  # the prepared copy was not put in place
+    path = published / "demo" / "demo.duckdb"
+    assert everything(path) == everything(rebuilt(published / "demo", tmp_path))
+    assert list((published / "demo").glob(".demo.duckdb.tmp-*")) == []
+
+
+def test_no_append_is_prepared_on_a_warehouse_missing_a_version(
+    three_published: dict[str, Any], tmp_path: Path, appends: dict[str, list[Any]]
+) -> None:
+    """A warehouse behind by a version gets its build after the rename (both versions)."""
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)  # lacks 1.1.1
+    published = dataset_dir.parent
+    rows = rows_v3()
+    rows["indicators"] = rows["indicators"][:-1]
+    version = publish(
+        {name: to_frame(name, rows[name]) for name in TABLES}, INFO, published,
+        created="2025-04-01T00:00:00Z",
+    ).version  # fmt: skip
+    assert [(v, p) for v, _, p in appends["prepared"]] == [(version, None)]
+    assert appends["built"] == [version]
+    path = dataset_dir / "demo.duckdb"
+    assert [v for v, _ in held_versions(path)] == ["1.0.0", "1.1.0", "1.1.1", version]
+    assert everything(path) == everything(rebuilt(dataset_dir, tmp_path))

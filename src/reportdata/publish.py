@@ -35,8 +35,10 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +77,7 @@ if TYPE_CHECKING:  # pandas and the validators load only when a version is writt
     import pandas as pd  # with nothing new never needs them
 
     from reportdata.validate import ValidationReport
+    from reportdata.warehouse import PreparedAppend
 
 DATAPACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 FINGERPRINT_KEY = "reportdata:fingerprint"
@@ -441,16 +444,20 @@ def _write_version(
     inputs: str | None = None,
     check: Callable[[Path], ValidationReport] | None = None,
     index: bytes | None = None,
-) -> tuple[Path, dict[str, list[int]]]:
+    prepare: Callable[[Path], PreparedAppend | None] | None = None,
+) -> tuple[Path, dict[str, list[int]], PreparedAppend | None]:
     """Write a complete version into a temporary folder, check it (``check`` of the temporary
-    folder; by default Frictionless validates the whole package) while its files go to disk,
-    then rename it into place. ``index`` is its `delta.INDEX` file (where each source's rows
-    lie), written with it. Returns the folder and the stamps of its files that are the same
-    before the check and after the rename (see `read_base`)."""
+    folder; by default Frictionless validates the whole package) while its files go to disk
+    and ``prepare`` (of the temporary folder) readies the warehouse's append, then rename it
+    into place. ``index`` is its `delta.INDEX` file (where each source's rows lie), written
+    with it. Returns the folder, the stamps of its files that are the same before the check
+    and after the rename (see `read_base`), and what ``prepare`` returned."""
     target = dataset_dir / version
     if target.exists():
         raise PublishError(f"Version folder {target} already exists; versions are never rewritten.")
     tmp = dataset_dir / f".tmp-{version}-{secrets.token_hex(4)}"
+    ready: Future[PreparedAppend | None] | None = None
+    published = False
     try:
         tmp.mkdir()
         files = {}
@@ -464,10 +471,12 @@ def _write_version(
         for file_name, data in files.items():
             _write_file(tmp / file_name, data)
         stamps = _stamps(tmp)
-        with ThreadPoolExecutor(max_workers=1) as pool:  # fsync waits without the GIL
+        with ThreadPoolExecutor(max_workers=2) as pool:  # fsync and DuckDB wait without the GIL
             synced = pool.submit(_fsync_files, [tmp / file_name for file_name in files])
+            ready = pool.submit(prepare, tmp) if prepare else None
             written = (check or _validate_whole)(tmp)
         synced.result()  # on disk before the rename
+        prepared = ready.result() if ready else None
         if not written.ok:
             raise ValidationFailed(
                 f"The written package failed frictionless validation; nothing was published: "
@@ -480,6 +489,7 @@ def _write_version(
         fsync_dir(dataset_dir)
         after = _stamps(target)
         stamps = {name: stamp for name, stamp in stamps.items() if after.get(name) == stamp}
+        published = True
     except OSError as exc:
         raise PublishError(
             f"Could not write version {version} in {dataset_dir}: {exc.strerror or exc}."
@@ -487,7 +497,17 @@ def _write_version(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return target, stamps
+        if not published:
+            _discard(ready)  # nor is its warehouse append
+    return target, stamps, prepared
+
+
+def _discard(ready: Future[PreparedAppend | None] | None) -> None:
+    """Drop the warehouse append a future made, if it made one."""
+    if ready is not None and ready.done() and ready.exception() is None:
+        prepared = ready.result()
+        if prepared is not None:
+            prepared.discard()
 
 
 def _validate_whole(folder: Path) -> ValidationReport:
@@ -542,6 +562,33 @@ def _check_spliced(
         return validate_package(part / "datapackage.json")
     finally:
         shutil.rmtree(part, ignore_errors=True)
+
+
+_WARMING: list[threading.Thread] = []  # at most one warm-up a process
+
+
+def warm_package_check() -> None:
+    """Start, once a process, checking an empty package of every table with Frictionless on
+    a thread: its first check in a process pays ~0.4 s of imports and first-use setup (its
+    plugins, its metadata profiles), which a run about to publish can spend while it waits on
+    other work (the Prefect API, its disk). Any failure is left to the real check."""
+    if not _WARMING:
+        _WARMING.append(threading.Thread(target=_warm, name="warm-package-check"))
+        _WARMING[0].start()
+
+
+def _warm() -> None:
+    from reportdata.validate import validate_package
+
+    with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as tmp:
+        resources = []
+        for name in TABLES:
+            header = render_csv(name, [])
+            (Path(tmp) / f"{name}.csv").write_bytes(header)
+            resources.append(_table_resource(name, header))
+        package = {"name": "warm-up", "resources": resources}
+        (Path(tmp) / "datapackage.json").write_bytes(_json_bytes(package, indent=2))
+        validate_package(Path(tmp) / "datapackage.json")
 
 
 def _same_file(path: Path, expected: bytes, chunk: int = 1 << 20) -> bool:
@@ -657,8 +704,25 @@ def _publish_locked(
     version = next_version(previous, found.bump or "patch")
     changes = found.to_json(dataset=info.name, version=version, previous=previous, created=created)
     index = block_index(rendered, blocks)
-    target, stamps = _write_version(
-        dataset_dir, metadata, version, created, rendered, facts, fp, changes, inputs, check, index
+    held = {f"{version}/{name}.json": rendered[name][1] for name in TABLES}
+    if base is not None:  # the base's files, read (checked, or unchanged since written)
+        held |= {f"{base.version}/{name}.json": base.tables[name].json for name in TABLES}
+    from reportdata.warehouse import prepare_append
+
+    prepare = functools.partial(prepare_append, dataset_dir, info.name, held=held)
+    target, stamps, prepared = _write_version(
+        dataset_dir,
+        metadata,
+        version,
+        created,
+        rendered,
+        facts,
+        fp,
+        changes,
+        inputs,
+        check,
+        index,
+        prepare if previous is not None else None,
     )
     written = {  # rows of the files just written: the catalog need not count them again
         f"{info.name}/{version}/{name}.{ext}": counts[name] for name in TABLES for ext in _FORMATS
@@ -668,10 +732,13 @@ def _publish_locked(
         for name in TABLES
         for ext, fact in zip(_FORMATS, facts[name], strict=True)
     }
-    held = {f"{version}/{name}.json": rendered[name][1] for name in TABLES}
-    if base is not None:  # the base's files, read (checked, or unchanged since written)
-        held |= {f"{base.version}/{name}.json": base.tables[name].json for name in TABLES}
-    finish_release(published_dir, info.name, info.title, version, written, held, known)
+    try:
+        finish_release(
+            published_dir, info.name, info.title, version, written, held, known, prepared
+        )
+    finally:
+        if prepared is not None:
+            prepared.discard()  # when not installed
     return PublishResult(info.name, version, target, True, counts, stamps)
 
 
@@ -821,6 +888,7 @@ def finish_release(
     rows: Mapping[str, int] | None = None,
     held: Mapping[str, bytes] | None = None,
     files: Mapping[str, tuple[int, str]] | None = None,
+    prepared: PreparedAppend | None = None,
 ) -> None:
     """Bring what derives from the version folders up to date, then move the latest pointer.
 
@@ -830,7 +898,8 @@ def finish_release(
     completes what the crashed run left undone and an unchanged rerun writes nothing.
     ``held``: bytes of version files the caller holds, by path in the dataset folder;
     ``rows`` and ``files``: the row counts, and size and sha256, of files the caller just
-    wrote and checked, by path in the published folder (see `build_catalog`).
+    wrote and checked, by path in the published folder (see `build_catalog`); ``prepared``:
+    the warehouse with `latest` appended while it was written (`warehouse.prepare_append`).
     """
     from reportdata.warehouse import build_warehouse
 
@@ -839,7 +908,8 @@ def finish_release(
     try:
         versions = version_folders(dataset_dir)
         _write_changelog(dataset_dir, title, versions)
-        if not _warehouse_current(dataset_dir, dataset, versions, latest):
+        installed = prepared is not None and prepared.install()
+        if not installed and not _warehouse_current(dataset_dir, dataset, versions, latest):
             build_warehouse(dataset_dir, dataset, latest=latest, held=held)
         if _read_latest(dataset_dir) != latest:
             _write_latest(dataset_dir, latest)

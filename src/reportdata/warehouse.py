@@ -48,7 +48,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from reportdata.delta import SOURCE_FIELD, join_json, source_field
+from reportdata.delta import SOURCE_FIELD, file_stamp, join_json, source_field
 from reportdata.errors import PublishError
 from reportdata.fsutil import exclusive_lock, fsync_dir, fsync_file
 from reportdata.publish import format_number, latest_version
@@ -229,6 +229,102 @@ def build_warehouse(
 
 
 @dataclass(frozen=True)
+class PreparedAppend:
+    """A synced copy of a warehouse with one more version appended, not yet in place."""
+
+    tmp: Path
+    target: Path
+    stamp: list[int]  # the warehouse's `file_stamp` when it was copied
+    version: str
+
+    def install(self) -> bool:
+        """Put the copy in place if the warehouse is still the file it was copied from (and
+        the version's folder is in place); else, or on error, drop it. Returns whether it
+        was installed: when not, build the warehouse as usual."""
+        with _build_lock(self.target):
+            try:
+                folder = self.target.parent / self.version
+                now = file_stamp(self.target.stat())
+                if now != self.stamp or not (folder / "datapackage.json").is_file():
+                    return False
+                _remove_log(self.target)
+                os.replace(self.tmp, self.target)
+                fsync_dir(self.target.parent)
+                return True
+            except OSError:
+                return False
+            finally:
+                self.discard()
+
+    def discard(self) -> None:
+        """Delete the copy (nothing, once installed)."""
+        for leftover in (self.tmp, self.tmp.with_name(self.tmp.name + ".wal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def prepare_append(
+    dataset_dir: Path, dataset: str, folder: Path, held: Mapping[str, bytes] | None = None
+) -> PreparedAppend | None:
+    """Append the version written in `folder` (a publisher's temporary folder, named for the
+    version by its datapackage.json) to a copy of the warehouse, while the publisher checks
+    and syncs that folder; `PreparedAppend.install` puts the copy in place once the folder is
+    renamed into place. None when the warehouse does not hold exactly the versions before it
+    (`build_warehouse` then does the work after the rename) or the copy cannot be made.
+    ``held``: as for `build_warehouse`, the new version's files by its version's name."""
+    dataset_dir = Path(dataset_dir)
+    target = warehouse_path(dataset_dir, dataset)
+    with _build_lock(target):
+        if not target.is_file() or target.with_name(target.name + ".wal").exists():
+            return None
+        try:
+            package = _read_json(folder / "datapackage.json")
+            version = str(package["version"])
+            existing = _read_versions(dataset_dir, held or {})
+            if not _VERSION_RE.fullmatch(version) or not existing:
+                return None
+            mine = {
+                path.split("/", 1)[1]: data
+                for path, data in (held or {}).items()
+                if path.split("/", 1)[0] == version and "/" in path
+            }
+            new = _with_changes(_Version(version, folder, package, None, mine))
+            if new.parts <= existing[-1].parts:
+                return None
+            versions = [*existing, new]
+            stamp = file_stamp(target.stat())
+            tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+            prepared = PreparedAppend(tmp, target, stamp, version)
+            shutil.copyfile(target, tmp)
+        except (OSError, KeyError, TypeError, PublishError):
+            return None
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                held_now = _held_state(con, versions)
+                if held_now is None or held_now.count != len(existing):
+                    con.close()
+                    prepared.discard()
+                    return None
+                con.begin()
+                _append(con, versions, held_now.count, version)
+            except BaseException:
+                con.close()
+                raise
+            con.commit()
+            con.execute("CHECKPOINT")
+            con.close()
+            fsync_file(tmp)
+        except (duckdb.Error, OSError, PublishError):
+            prepared.discard()
+            return None
+        except BaseException:
+            prepared.discard()
+            raise
+    return prepared
+
+
+@dataclass(frozen=True)
 class _Held:
     """What a warehouse that can be appended to holds: its first `count` versions, `latest`."""
 
@@ -279,10 +375,15 @@ def _commit_and_replace(con: duckdb.DuckDBPyConnection, tmp: Path, target: Path)
     finally:
         con.close()
     fsync_file(tmp)
-    with contextlib.suppress(FileNotFoundError):  # the old file's log must not meet the new one
-        target.with_name(target.name + ".wal").unlink()
+    _remove_log(target)
     os.replace(tmp, target)
     fsync_dir(target.parent)
+
+
+def _remove_log(target: Path) -> None:
+    """Delete `target`'s write-ahead log: the old file's log must not meet the new one."""
+    with contextlib.suppress(FileNotFoundError):
+        target.with_name(target.name + ".wal").unlink()
 
 
 def _rebuild(target: Path, versions: list[_Version], latest: str) -> None:
