@@ -297,9 +297,6 @@ def _body(
             failures = dict(pulled["failures"])
             plan = None
             if release is None:
-                from reportdata.publish import warm_package_check
-
-                warm_package_check()  # a version will be checked: load Frictionless meanwhile
                 current = {s.id for s in sources}
                 plan, why = pipeline.plan(project, dataset, keys, current)
                 if plan is None:

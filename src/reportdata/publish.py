@@ -13,7 +13,8 @@ rewritten. Its number is computed by the Data Package Version rules from what ch
 the previous version (`reportdata.changes`); tables and metadata equal to the newest
 version's (same fingerprint, stored under ``reportdata:fingerprint``) publish nothing.
 Files derived from the version folders are brought up to date after each version, and the
-latest pointer moves last (`finish_release`).
+latest pointer moves last (`finish_release`); the DuckDB file's append is made on a copy
+while the version is checked, and put in place after the version's rename.
 
 Cell formatting, the same in CSV and JSON: numbers are written shortest-repr (``4.7``), and
 without ``.0`` when integral (``4800``); booleans ``true``/``false``; a null is an empty CSV
@@ -35,8 +36,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -562,33 +561,6 @@ def _check_spliced(
         return validate_package(part / "datapackage.json")
     finally:
         shutil.rmtree(part, ignore_errors=True)
-
-
-_WARMING: list[threading.Thread] = []  # at most one warm-up a process
-
-
-def warm_package_check() -> None:
-    """Start, once a process, checking an empty package of every table with Frictionless on
-    a thread: its first check in a process pays ~0.4 s of imports and first-use setup (its
-    plugins, its metadata profiles), which a run about to publish can spend while it waits on
-    other work (the Prefect API, its disk). Any failure is left to the real check."""
-    if not _WARMING:
-        _WARMING.append(threading.Thread(target=_warm, name="warm-package-check"))
-        _WARMING[0].start()
-
-
-def _warm() -> None:
-    from reportdata.validate import validate_package
-
-    with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as tmp:
-        resources = []
-        for name in TABLES:
-            header = render_csv(name, [])
-            (Path(tmp) / f"{name}.csv").write_bytes(header)
-            resources.append(_table_resource(name, header))
-        package = {"name": "warm-up", "resources": resources}
-        (Path(tmp) / "datapackage.json").write_bytes(_json_bytes(package, indent=2))
-        validate_package(Path(tmp) / "datapackage.json")
 
 
 def _same_file(path: Path, expected: bytes, chunk: int = 1 << 20) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -371,11 +370,6 @@ def _frictionless_key(error: Any, key_at: list[int]) -> str | None:
     return f"row {row}" if row else None
 
 
-# One Frictionless validation at a time in a process: a warm-up thread (see
-# `reportdata.publish.warm_package_check`) must not meet a run's own check half-initialised.
-_FRICTIONLESS = threading.Lock()
-
-
 def validate_package(descriptor_path: Path) -> ValidationReport:
     """Validate a written `datapackage.json` with Frictionless: every resource, hashes, keys.
 
@@ -384,8 +378,7 @@ def validate_package(descriptor_path: Path) -> ValidationReport:
     """
     from frictionless import validate
 
-    with _FRICTIONLESS:
-        report = validate(str(descriptor_path), type="package")
+    report = validate(str(descriptor_path), type="package")
     errors = [_error("datapackage", str(e.type), None, None, str(e.message)) for e in report.errors]
     counts: dict[str, int] = {}
     for task in report.tasks:

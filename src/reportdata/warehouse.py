@@ -26,7 +26,10 @@ string from a null) and round-trip every number. Each version is read with the t
 inline schema and cast to today's, so versions published under an older schema still load; a
 column the older schema lacks is null there. Only the loaded versions' changes.json are read.
 The file is written to a temporary sibling (a copy, when appending) and renamed into place: a
-reader holding the old file open keeps reading it.
+reader holding the old file open keeps reading it. A publisher prepares that copy while it
+checks a new version (`prepare_append`, from the version's temporary folder) and renames it
+into place only after the version folder is in place, and only if the file is still the one
+copied; otherwise the version is appended after its rename, as any build does.
 """
 
 from __future__ import annotations
