@@ -1084,6 +1084,7 @@ def test_a_publisher_appends_its_version_before_the_rename_and_installs_it_after
 ) -> None:
     first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
     assert appends["prepared"] == [] and appends["built"] == [first]  # nothing to append to
+    (published / "demo" / ".demo.duckdb.tmp-0").write_bytes(b"what a killed append left")
     second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
     ((version, in_place, prepared),) = appends["prepared"]
     assert (version, in_place) == (second, False)  # made while the folder was temporary

@@ -278,6 +278,7 @@ def prepare_append(
     dataset_dir = Path(dataset_dir)
     target = warehouse_path(dataset_dir, dataset)
     with _build_lock(target):
+        _remove_leftovers(target)
         if not target.is_file() or target.with_name(target.name + ".wal").exists():
             return None
         try:
