@@ -28,7 +28,7 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
-from reportdata import pipeline
+from reportdata import package_check, pipeline
 from reportdata.errors import ReportdataError
 from reportdata.locking import run_lock
 from reportdata.progress import emit
@@ -297,6 +297,7 @@ def _body(
             failures = dict(pulled["failures"])
             plan = None
             if release is None:
+                package_check.start()  # a version will be checked: Frictionless loads meanwhile
                 current = {s.id for s in sources}
                 plan, why = pipeline.plan(project, dataset, keys, current)
                 if plan is None:
@@ -367,6 +368,8 @@ def _body(
     except ReportdataError as exc:
         logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)
+    finally:
+        package_check.stop()
 
 
 def _all_failed(dataset: str, count: int, first: str) -> ReportdataError:

@@ -243,14 +243,24 @@ def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
     connections, no report extracted, no cached rows read, nothing validated or written."""
     from _helpers import run_flow as publish_dataset
 
-    from reportdata import pipeline
+    from reportdata import package_check, pipeline
 
+    helpers: list[str] = []  # a Frictionless helper starts only for a run that will publish
+    real_start = package_check.start
+    monkeypatch.setattr(package_check, "start", lambda: helpers.append("") or real_start())
+    checked_here: list[str] = []  # and the package is checked there, not in the run's process
+    real_check = package_check.raw_check
+    monkeypatch.setattr(
+        package_check, "raw_check", lambda p: checked_here.append(str(p)) or real_check(p)
+    )
     server = ConditionalServer({f"/r/{n}.txt": _report(n).encode("utf-8") for n in range(300)})
     try:
         sources = [{"id": f"r-{n}", "url": f"{server.base}/r/{n}.txt"} for n in range(300)]
         _project(tmp_path, sources)
         first = publish_dataset("county", str(tmp_path))
         assert (first["version"], first["new"], first["failures"]) == ("1.0.0", True, {})
+        assert len(helpers) == 1 and package_check._HELPER == []  # ended with the run
+        assert checked_here == []
         assert server.answers == {200: 300} and len(counted) == 300
 
         counted.clear()
@@ -265,6 +275,7 @@ def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
         assert server.answers == {304: 300}
         assert server.connections <= 8  # one client, connections kept open between pulls
         assert (counted, read, checked) == ([], [], [])
+        assert len(helpers) == 1
         assert {p: p.stat().st_mtime_ns for p in (tmp_path / "published").rglob("*")} == before
     finally:
         server.close()

@@ -361,34 +361,34 @@ def check_tables(tables: Mapping[str, pd.DataFrame]) -> ValidationReport:
     return ValidationReport(ok=not errors, errors=errors, counts=counts)
 
 
-def _frictionless_key(error: Any, key_at: list[int]) -> str | None:
+def _frictionless_key(error: Mapping[str, Any], key_at: list[int]) -> str | None:
     """The primary key of the row a Frictionless error is about, else its row position."""
-    cells = getattr(error, "cells", None) or []
+    cells = error.get("cells") or []
     if key_at and all(i < len(cells) and cells[i] for i in key_at):
         return "/".join(str(cells[i]) for i in key_at)
-    row = getattr(error, "row_number", None)
+    row = error.get("row_number")
     return f"row {row}" if row else None
 
 
 def validate_package(descriptor_path: Path) -> ValidationReport:
-    """Validate a written `datapackage.json` with Frictionless: every resource, hashes, keys.
+    """Validate a written `datapackage.json` with Frictionless: every resource, hashes, keys
+    (in the helper process when a run started one: `reportdata.package_check`).
 
     Errors keep Frictionless's error type as their check (``hash-count``, ``foreign-key``,
     ``type-error``, …); their key is the row's primary key, else its row position.
     """
-    from frictionless import validate
+    from reportdata.package_check import check
 
-    report = validate(str(descriptor_path), type="package")
-    errors = [_error("datapackage", str(e.type), None, None, str(e.message)) for e in report.errors]
+    report = check(descriptor_path)
+    errors = [_error("datapackage", e["type"], None, None, e["message"]) for e in report["errors"]]
     counts: dict[str, int] = {}
-    for task in report.tasks:
-        rows = task.stats.get("rows")
-        if rows is not None:
-            counts[task.name] = int(rows)
-        names = field_names(task.name) if task.name in TABLES else []
-        key_at = [names.index(k) for k in primary_key(task.name)] if names else []
-        for e in task.errors:
+    for task in report["tasks"]:
+        name = task["name"]
+        if task["rows"] is not None:
+            counts[name] = int(task["rows"])
+        names = field_names(name) if name in TABLES else []
+        key_at = [names.index(k) for k in primary_key(name)] if names else []
+        for e in task["errors"]:
             key = _frictionless_key(e, key_at)
-            column = getattr(e, "field_name", None)
-            errors.append(_error(task.name, str(e.type), key, column, str(e.message)))
-    return ValidationReport(ok=bool(report.valid) and not errors, errors=errors, counts=counts)
+            errors.append(_error(name, e["type"], key, e["field_name"], e["message"]))
+    return ValidationReport(ok=bool(report["valid"]) and not errors, errors=errors, counts=counts)

@@ -1,0 +1,158 @@
+"""Frictionless validation of a written package: in a helper process when one is ready.
+
+Frictionless's first check in a process costs about half a second of imports and first-use
+setup (its plugins, its metadata profiles) before it reads a row. A run that knows it will
+publish calls `start`: a helper process (``python -m reportdata.package_check``) loads
+Frictionless and checks an empty package of every table while the run extracts and validates.
+`check` then hands the run's package to the warm helper, and the run's own process is free
+meanwhile (its DuckDB append goes on beside it). Without a helper, or when the helper is
+gone or answers nonsense, the check runs in this process: the result is the same either way.
+
+The protocol is one JSON line each way: the descriptor's path in, its `raw_check` out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+_LOCK = threading.Lock()
+_HELPER: list[subprocess.Popen[bytes]] = []  # at most one, started by `start`
+
+
+def raw_check(descriptor: Path | str) -> dict[str, Any]:
+    """Validate a package with Frictionless here: whether it is valid, its package-level
+    errors and, per resource, its row count and errors, as plain JSON-ready data."""
+    from frictionless import validate
+
+    report = validate(str(descriptor), type="package")
+    return {
+        "valid": bool(report.valid),
+        "errors": [{"type": str(e.type), "message": str(e.message)} for e in report.errors],
+        "tasks": [
+            {
+                "name": task.name,
+                "rows": task.stats.get("rows"),
+                "errors": [
+                    {
+                        "type": str(e.type),
+                        "message": str(e.message),
+                        "cells": [
+                            "" if c is None else str(c) for c in getattr(e, "cells", None) or []
+                        ],
+                        "row_number": getattr(e, "row_number", None),
+                        "field_name": getattr(e, "field_name", None),
+                    }
+                    for e in task.errors
+                ],
+            }
+            for task in report.tasks
+        ],
+    }
+
+
+def start() -> None:
+    """Start the helper (once a process; nothing when it cannot start)."""
+    with _LOCK:
+        if _HELPER:
+            return
+        try:
+            helper = subprocess.Popen(
+                [sys.executable, "-m", "reportdata.package_check"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return
+        _HELPER.append(helper)
+    atexit.register(stop)
+
+
+def stop() -> None:
+    """End the helper, if any: it finishes what it was asked, then exits."""
+    with _LOCK:
+        while _HELPER:
+            _end(_HELPER.pop())
+
+
+def check(descriptor: Path | str) -> dict[str, Any]:
+    """`raw_check` of the package, by the helper when one is running, else here."""
+    path = os.path.abspath(descriptor)
+    with _LOCK:
+        if _HELPER:
+            answer = _ask(_HELPER[0], path)
+            if answer is not None:
+                return answer
+            _end(_HELPER.pop())  # gone, or garbled: not asked again
+    return raw_check(path)
+
+
+def _ask(helper: subprocess.Popen[bytes], path: str) -> dict[str, Any] | None:
+    stdin, stdout = helper.stdin, helper.stdout
+    if stdin is None or stdout is None:
+        return None
+    try:
+        stdin.write(json.dumps(path).encode("utf-8") + b"\n")
+        stdin.flush()
+        answer = json.loads(stdout.readline())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(answer, dict) and {"valid", "errors", "tasks"} <= answer.keys()):
+        return None
+    return answer
+
+
+def _end(helper: subprocess.Popen[bytes]) -> None:
+    """Close the helper's input (it exits at its end); a helper still warming up is killed."""
+    with contextlib.suppress(OSError):
+        if helper.stdin is not None:
+            helper.stdin.close()
+    try:
+        helper.wait(timeout=0.5)
+    except subprocess.TimeoutExpired:
+        helper.kill()
+        helper.wait()
+    if helper.stdout is not None:
+        helper.stdout.close()
+
+
+def _warm() -> None:
+    """Check an empty package of every table, inline: loads what a real check needs."""
+    from reportdata.schema import TABLES, field_names, load_schema
+
+    resources = []
+    for name in TABLES:
+        schema = load_schema(name)
+        for key in ("name", "title", "description"):
+            schema.pop(key, None)
+        resources.append(
+            {"name": name, "type": "table", "data": [field_names(name)], "schema": schema}
+        )
+    from frictionless import validate
+
+    validate({"name": "warm-up", "resources": resources}, type="package")
+
+
+def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    """The helper's loop: a path a line in, its `raw_check` a line out, until end of input."""
+    with contextlib.suppress(Exception):
+        _warm()
+    for line in requests:
+        try:
+            answer: Any = raw_check(json.loads(line))
+        except Exception as exc:  # the parent then checks it itself
+            answer = {"failed": f"{type(exc).__name__}: {exc}"}
+        answers.write(json.dumps(answer, ensure_ascii=False).encode("utf-8") + b"\n")
+        answers.flush()
+
+
+if __name__ == "__main__":
+    _serve(sys.stdin.buffer, sys.stdout.buffer)
