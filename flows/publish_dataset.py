@@ -297,7 +297,7 @@ def _body(
             failures = dict(pulled["failures"])
             plan = None
             if release is None:
-                package_check.start()  # a version will be checked: Frictionless loads meanwhile
+                package_check.start()  # a version may be checked: Frictionless loads meanwhile
                 current = {s.id for s in sources}
                 plan, why = pipeline.plan(project, dataset, keys, current)
                 if plan is None:

@@ -27,7 +27,7 @@ Rows = dict[str, list[dict[str, Any]]]
 # the catalog, site and warehouse functions when it runs, so patching their modules suffices.
 PHASES = (
     ("reportdata.publish", "_write_file", "files"),
-    ("reportdata.publish", "validate_package", "validate"),
+    ("reportdata.validate", "validate_package", "validate"),  # imported when called
     ("reportdata.warehouse", "prepare_append", "append"),  # on a thread, during "validate"
     ("reportdata.publish", "fsync_dir", "rename"),
     ("reportdata.publish", "finish_release", "finish"),

@@ -70,6 +70,10 @@ def broken_package(tmp_path: Path) -> Path:
     return path
 
 
+def _not_here(path: object) -> dict:
+    raise AssertionError("checked in this process")
+
+
 def test_the_helper_answers_what_a_check_here_answers(
     broken_package: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,11 +84,7 @@ def test_the_helper_answers_what_a_check_here_answers(
 
     package_check.start()
     (helper,) = package_check._HELPER
-
-    def not_here(path: object) -> dict:
-        raise AssertionError("checked in this process")
-
-    monkeypatch.setattr(package_check, "raw_check", not_here)
+    monkeypatch.setattr(package_check, "raw_check", _not_here)
     assert package_check.check(broken_package) == here
     assert validate_package(broken_package) == report_here
     assert package_check._HELPER[0] is helper  # kept for the next check
@@ -96,8 +96,10 @@ def test_a_relative_path_names_the_same_package(
     broken_package: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(broken_package.parent)
+    here = package_check.raw_check(broken_package)
     package_check.start()
-    assert package_check.check("datapackage.json") == package_check.raw_check(broken_package)
+    monkeypatch.setattr(package_check, "raw_check", _not_here)
+    assert package_check.check("datapackage.json") == here
 
 
 def test_a_helper_that_died_leaves_the_check_to_this_process(broken_package: Path) -> None:
@@ -127,3 +129,34 @@ def test_a_descriptor_frictionless_cannot_read_is_reported_as_here(tmp_path: Pat
     package_check.start()
     assert package_check.check(garbled) == here
     assert len(package_check._HELPER) == 1  # an answer, not a failure
+
+
+def test_an_answer_about_another_package_is_not_taken(broken_package: Path) -> None:
+    """A helper answering for another path (or of other code) is dropped, and the check
+    runs here."""
+    valid = {"valid": True, "errors": [], "tasks": [], "path": "/elsewhere/datapackage.json"}
+    line = json.dumps(json.dumps(valid))
+    reply = f"import sys\nfor line in sys.stdin:\n    print({line}, flush=True)\n"
+    fake = subprocess.Popen(
+        [sys.executable, "-c", reply], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    package_check._HELPER.append(fake)
+    answer = package_check.check(broken_package)
+    assert answer == package_check.raw_check(broken_package) and not answer["valid"]
+    assert package_check._HELPER == []
+
+
+def test_a_question_cut_short_ends_the_helper(
+    broken_package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its answer would otherwise be read as the answer to the next question."""
+    package_check.start()
+    (helper,) = package_check._HELPER
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(package_check, "_ask", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        package_check.check(broken_package)
+    assert package_check._HELPER == [] and helper.returncode is not None

@@ -1157,3 +1157,68 @@ def test_no_append_is_prepared_on_a_warehouse_missing_a_version(
     path = dataset_dir / "demo.duckdb"
     assert [v for v, _ in held_versions(path)] == ["1.0.0", "1.1.0", "1.1.1", version]
     assert everything(path) == everything(rebuilt(dataset_dir, tmp_path))
+
+
+def test_an_append_that_fails_while_prepared_is_made_after_the_rename(
+    published: Path, tmp_path: Path, appends: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prepared append is only a head start: whatever breaks it, the version publishes."""
+    from reportdata import warehouse
+
+    first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+
+    def broken(*args: Any) -> None:
+        raise ValueError("pandas could not make a frame")
+
+    monkeypatch.setattr(warehouse, "_prepare", broken)
+    second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
+    assert [p for _, _, p in appends["prepared"]] == [None]
+    assert appends["built"] == [first, second]
+    path = published / "demo" / "demo.duckdb"
+    assert everything(path) == everything(rebuilt(published / "demo", tmp_path))
+    assert list((published / "demo").glob(".demo.duckdb.tmp-*")) == []
+
+
+def test_a_release_that_stops_before_its_append_is_installed_drops_it(
+    published: Path, appends: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version is in place but its release unfinished: the next run finishes it."""
+    from reportdata import publish as publishing
+
+    first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+    path = published / "demo" / "demo.duckdb"
+    before = path.read_bytes()
+
+    def disk_full(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(publishing, "_write_changelog", disk_full)
+        with pytest.raises(PublishError, match="No space left"):
+            _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
+    ((second, _, prepared),) = appends["prepared"]
+    assert prepared is not None and not prepared.tmp.exists()
+    assert path.read_bytes() == before and (published / "demo" / second).is_dir()
+    assert publishing.complete_release(published, "demo", INFO.title) == second
+    assert held_versions(path) == [(first, False), (second, True)]
+
+
+def test_a_version_that_appears_before_the_append_is_installed_gets_a_build(
+    published: Path, tmp_path: Path, appends: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportdata import warehouse
+
+    first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+    prepare = warehouse.prepare_append
+
+    def then_restored(*args: Any, **kwargs: Any):
+        result = prepare(*args, **kwargs)
+        shutil.copytree(published / "demo" / first, published / "demo" / "0.9.0")
+        return result
+
+    monkeypatch.setattr(warehouse, "prepare_append", then_restored)
+    second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
+    assert appends["built"] == [first, second]
+    path = published / "demo" / "demo.duckdb"
+    assert [v for v, _ in held_versions(path)] == ["0.9.0", first, second]
+    assert everything(path) == everything(rebuilt(published / "demo", tmp_path))

@@ -1,14 +1,17 @@
 """Frictionless validation of a written package: in a helper process when one is ready.
 
 Frictionless's first check in a process costs about half a second of imports and first-use
-setup (its plugins, its metadata profiles) before it reads a row. A run that knows it will
-publish calls `start`: a helper process (``python -m reportdata.package_check``) loads
-Frictionless and checks an empty package of every table while the run extracts and validates.
+setup (its plugins, its metadata profiles) before it reads a row. A run whose inputs changed
+(so that it may publish) calls `start`: a helper process (``python -m
+reportdata.package_check``) loads Frictionless and checks an empty package of every table
+while the run extracts and validates.
 `check` then hands the run's package to the warm helper, and the run's own process is free
 meanwhile (its DuckDB append goes on beside it). Without a helper, or when the helper is
 gone or answers nonsense, the check runs in this process: the result is the same either way.
 
-The protocol is one JSON line each way: the descriptor's path in, its `raw_check` out.
+The protocol is one JSON line each way: the descriptor's absolute path in, its `raw_check`
+out with the path it answers about. There is no deadline: checking a first version of 10,000
+reports takes a minute, here or there.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def start() -> None:
             return
         try:
             helper = subprocess.Popen(
-                [sys.executable, "-m", "reportdata.package_check"],
+                [sys.executable, "-P", "-m", "reportdata.package_check"],  # -P: not from cwd
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -88,7 +91,14 @@ def check(descriptor: Path | str) -> dict[str, Any]:
     path = os.path.abspath(descriptor)
     with _LOCK:
         if _HELPER:
-            answer = _ask(_HELPER[0], path)
+            helper = _HELPER[0]
+            try:
+                answer = _ask(helper, path)
+            except BaseException:  # interrupted mid-question: its answer must not be read later
+                _HELPER.remove(helper)
+                helper.kill()
+                helper.wait()
+                raise
             if answer is not None:
                 return answer
             _end(_HELPER.pop())  # gone, or garbled: not asked again
@@ -96,6 +106,7 @@ def check(descriptor: Path | str) -> dict[str, Any]:
 
 
 def _ask(helper: subprocess.Popen[bytes], path: str) -> dict[str, Any] | None:
+    """The helper's answer about `path`; None when it gives none of the expected shape."""
     stdin, stdout = helper.stdin, helper.stdout
     if stdin is None or stdout is None:
         return None
@@ -105,9 +116,27 @@ def _ask(helper: subprocess.Popen[bytes], path: str) -> dict[str, Any] | None:
         answer = json.loads(stdout.readline())
     except (OSError, ValueError):
         return None
-    if not (isinstance(answer, dict) and {"valid", "errors", "tasks"} <= answer.keys()):
+    if not isinstance(answer, dict) or answer.pop("path", None) != path:
         return None
-    return answer
+    return answer if _well_formed(answer) else None
+
+
+def _well_formed(answer: dict[str, Any]) -> bool:
+    """Whether an answer has `raw_check`'s shape (a helper of other code might not)."""
+    keys = {"type", "message", "cells", "row_number", "field_name"}
+    try:
+        return (
+            isinstance(answer["valid"], bool)
+            and all({"type", "message"} <= e.keys() for e in answer["errors"])
+            and all(
+                isinstance(t["name"], str)
+                and (t["rows"] is None or isinstance(t["rows"], int))
+                and all(keys <= e.keys() for e in t["errors"])
+                for t in answer["tasks"]
+            )
+        )
+    except (KeyError, TypeError, AttributeError):
+        return False
 
 
 def _end(helper: subprocess.Popen[bytes]) -> None:
@@ -147,7 +176,8 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         _warm()
     for line in requests:
         try:
-            answer: Any = raw_check(json.loads(line))
+            path = json.loads(line)
+            answer: Any = {**raw_check(path), "path": path}
         except Exception as exc:  # the parent then checks it itself
             answer = {"failed": f"{type(exc).__name__}: {exc}"}
         answers.write(json.dumps(answer, ensure_ascii=False).encode("utf-8") + b"\n")

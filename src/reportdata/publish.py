@@ -470,17 +470,17 @@ def _write_version(
         for file_name, data in files.items():
             _write_file(tmp / file_name, data)
         stamps = _stamps(tmp)
-        with ThreadPoolExecutor(max_workers=2) as pool:  # fsync and DuckDB wait without the GIL
+        with ThreadPoolExecutor(max_workers=2) as pool:  # fsync and most of DuckDB's work
             synced = pool.submit(_fsync_files, [tmp / file_name for file_name in files])
-            ready = pool.submit(prepare, tmp) if prepare else None
+            ready = pool.submit(prepare, tmp) if prepare else None  # go on without the GIL
             written = (check or _validate_whole)(tmp)
         synced.result()  # on disk before the rename
-        prepared = ready.result() if ready else None
         if not written.ok:
             raise ValidationFailed(
                 f"The written package failed frictionless validation; nothing was published: "
                 f"{written.summary()}"
             )
+        prepared = ready.result() if ready else None
         fsync_dir(tmp)
         if target.exists():
             raise PublishError(f"Version folder {target} appeared while publishing; not replaced.")
@@ -880,7 +880,7 @@ def finish_release(
     try:
         versions = version_folders(dataset_dir)
         _write_changelog(dataset_dir, title, versions)
-        installed = prepared is not None and prepared.install()
+        installed = prepared is not None and prepared.install(versions)
         if not installed and not _warehouse_current(dataset_dir, dataset, versions, latest):
             build_warehouse(dataset_dir, dataset, latest=latest, held=held)
         if _read_latest(dataset_dir) != latest:

@@ -362,7 +362,8 @@ def check_tables(tables: Mapping[str, pd.DataFrame]) -> ValidationReport:
 
 
 def _frictionless_key(error: Mapping[str, Any], key_at: list[int]) -> str | None:
-    """The primary key of the row a Frictionless error is about, else its row position."""
+    """The primary key of the row a Frictionless error is about (its cells as text, from
+    `package_check.raw_check`), else its row position."""
     cells = error.get("cells") or []
     if key_at and all(i < len(cells) and cells[i] for i in key_at):
         return "/".join(str(cells[i]) for i in key_at)

@@ -238,18 +238,18 @@ class PreparedAppend:
     tmp: Path
     target: Path
     stamp: list[int]  # the warehouse's `file_stamp` when it was copied
-    version: str
+    versions: tuple[str, ...]  # the versions the copy holds, oldest first; the last is latest
 
-    def install(self) -> bool:
-        """Put the copy in place if the warehouse is still the file it was copied from (and
-        the version's folder is in place); else, or on error, drop it. Returns whether it
-        was installed: when not, build the warehouse as usual."""
+    def install(self, versions: list[str]) -> bool:
+        """Put the copy in place if the dataset's complete versions are still `versions`
+        and the warehouse is still the file it was copied from; else, or on error, drop it.
+        Returns whether it was installed: when not, build the warehouse as usual."""
         with _build_lock(self.target):
             try:
-                folder = self.target.parent / self.version
-                now = file_stamp(self.target.stat())
-                if now != self.stamp or not (folder / "datapackage.json").is_file():
+                if tuple(versions) != self.versions:
                     return False
+                if file_stamp(self.target.stat()) != self.stamp or not self.tmp.is_file():
+                    return False  # rewritten meanwhile, or the copy removed by another build
                 _remove_log(self.target)
                 os.replace(self.tmp, self.target)
                 fsync_dir(self.target.parent)
@@ -272,59 +272,64 @@ def prepare_append(
     """Append the version written in `folder` (a publisher's temporary folder, named for the
     version by its datapackage.json) to a copy of the warehouse, while the publisher checks
     and syncs that folder; `PreparedAppend.install` puts the copy in place once the folder is
-    renamed into place. None when the warehouse does not hold exactly the versions before it
-    (`build_warehouse` then does the work after the rename) or the copy cannot be made.
-    ``held``: as for `build_warehouse`, the new version's files by its version's name."""
-    dataset_dir = Path(dataset_dir)
+    renamed into place. ``held``: as for `build_warehouse`, bytes of version files by path in
+    the dataset folder (``1.2.0/indicators.json``), the new version's among them.
+
+    None, leaving nothing behind, when the warehouse does not hold exactly the versions
+    before it or the append fails for any reason: `build_warehouse` then does the work after
+    the rename, and reports what went wrong.
+    """
+    try:
+        with _build_lock(warehouse_path(dataset_dir, dataset)):
+            return _prepare(Path(dataset_dir), dataset, folder, held or {})
+    except Exception:  # the build after the rename does it again, or says why it cannot
+        return None
+
+
+def _prepare(
+    dataset_dir: Path, dataset: str, folder: Path, held: Mapping[str, bytes]
+) -> PreparedAppend | None:
     target = warehouse_path(dataset_dir, dataset)
-    with _build_lock(target):
-        _remove_leftovers(target)
-        if not target.is_file() or target.with_name(target.name + ".wal").exists():
-            return None
+    _remove_leftovers(target)
+    if not target.is_file() or target.with_name(target.name + ".wal").exists():
+        return None
+    package = _read_json(folder / "datapackage.json")
+    version = str(package["version"])
+    existing = _read_versions(dataset_dir, held)
+    if not _VERSION_RE.fullmatch(version) or not existing:
+        return None
+    mine = {
+        path.split("/", 1)[1]: data
+        for path, data in held.items()
+        if path.split("/", 1)[0] == version and "/" in path
+    }
+    new = _with_changes(_Version(version, folder, package, None, mine))
+    if new.parts <= existing[-1].parts:
+        return None
+    versions = [*existing, new]
+    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    names = tuple(v.version for v in versions)
+    prepared = PreparedAppend(tmp, target, file_stamp(target.stat()), names)
+    try:
+        shutil.copyfile(target, tmp)
+        con = duckdb.connect(str(tmp))
         try:
-            package = _read_json(folder / "datapackage.json")
-            version = str(package["version"])
-            existing = _read_versions(dataset_dir, held or {})
-            if not _VERSION_RE.fullmatch(version) or not existing:
-                return None
-            mine = {
-                path.split("/", 1)[1]: data
-                for path, data in (held or {}).items()
-                if path.split("/", 1)[0] == version and "/" in path
-            }
-            new = _with_changes(_Version(version, folder, package, None, mine))
-            if new.parts <= existing[-1].parts:
-                return None
-            versions = [*existing, new]
-            stamp = file_stamp(target.stat())
-            tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
-            prepared = PreparedAppend(tmp, target, stamp, version)
-            shutil.copyfile(target, tmp)
-        except (OSError, KeyError, TypeError, PublishError):
-            return None
-        try:
-            con = duckdb.connect(str(tmp))
-            try:
-                held_now = _held_state(con, versions)
-                if held_now is None or held_now.count != len(existing):
-                    con.close()
-                    prepared.discard()
-                    return None
+            now = _held_state(con, versions)
+            usable = now is not None and now.count == len(existing)
+            if now is not None and usable:
                 con.begin()
-                _append(con, versions, held_now.count, version)
-            except BaseException:
-                con.close()
-                raise
-            con.commit()
-            con.execute("CHECKPOINT")
+                _append(con, versions, now.count, version)
+                con.commit()
+                con.execute("CHECKPOINT")
+        finally:
             con.close()
-            fsync_file(tmp)
-        except (duckdb.Error, OSError, PublishError):
+        if not usable:
             prepared.discard()
             return None
-        except BaseException:
-            prepared.discard()
-            raise
+        fsync_file(tmp)
+    except BaseException:
+        prepared.discard()
+        raise
     return prepared
 
 
@@ -340,7 +345,10 @@ class _Held:
 
 
 def _build_lock(target: Path):
-    """One build of a warehouse at a time, so cleaning leftovers never removes a live build."""
+    """One build of a warehouse at a time, so cleaning leftovers never removes a live build.
+    A prepared append's copy lives outside the lock until installed: a build meanwhile (from
+    another process, outside the dataset's publish lock) removes it, and the publisher then
+    builds after the rename instead (`PreparedAppend.install`)."""
     return exclusive_lock(target.with_name(f".{target.name}.lock"), PublishError)
 
 
