@@ -22,6 +22,7 @@ in milliseconds, with the machine's load average.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -81,6 +82,12 @@ def _time(mode: str, path: Path, lead: float) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def read_csv(path: Path) -> list[list[str]]:
+    """The data rows of a CSV file (cells may hold line breaks)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))[1:]
+
+
 def _csvs(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.csv"))}
 
@@ -92,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = _package(Path(tmp))
-        rows = {n: f.read_text().count("\n") - 1 for n, f in _csvs(path.parent).items()}
+        rows = {n: len(read_csv(f)) for n, f in _csvs(path.parent).items()}
         print(f"package of one report: {rows} rows; load average {os.getloadavg()[0]:.2f}")
         for mode in ("here", "helper", "helper, no lead", "second"):
             key = "helper-now" if mode == "helper, no lead" else mode

@@ -2,16 +2,16 @@
 
 Frictionless's first check in a process costs about half a second of imports and first-use
 setup (its plugins, its metadata profiles) before it reads a row. A run whose inputs changed
-(so that it may publish) calls `start`: a helper process (``python -m
-reportdata.package_check``) loads Frictionless and checks an empty package of every table
-while the run extracts and validates.
-`check` then hands the run's package to the warm helper, and the run's own process is free
-meanwhile (its DuckDB append goes on beside it). Without a helper, or when the helper is
-gone or answers nonsense, the check runs in this process: the result is the same either way.
+(so that it may publish) calls `start`: a helper process (this file run as a script, so that
+it imports Frictionless and nothing of reportdata) checks an empty package of every table
+while the run extracts and validates. `check` then hands the run's package to the warm
+helper, and the run's own process is free meanwhile (its DuckDB append goes on beside it).
+Without a helper, or when the helper is gone or answers nonsense, the check runs in this
+process: the result is the same either way.
 
 The protocol is one JSON line each way: the descriptor's absolute path in, its `raw_check`
-out with the path it answers about. There is no deadline: checking a first version of 10,000
-reports takes a minute, here or there.
+out with the path it answers about (the warm-up package goes in first, unanswered). There is
+no deadline: checking a first version of 10,000 reports takes a minute, here or there.
 """
 
 from __future__ import annotations
@@ -20,22 +20,26 @@ import atexit
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any
 
 _LOCK = threading.Lock()
 _HELPER: list[subprocess.Popen[bytes]] = []  # at most one, started by `start`
+_WARM_UP: list[Path] = []  # the folder of the package it warms up on, removed by `stop`
 
 
-def raw_check(descriptor: Path | str) -> dict[str, Any]:
+def raw_check(descriptor: Path | str | dict[str, Any]) -> dict[str, Any]:
     """Validate a package with Frictionless here: whether it is valid, its package-level
     errors and, per resource, its row count and errors, as plain JSON-ready data."""
     from frictionless import validate
 
-    report = validate(str(descriptor), type="package")
+    source = descriptor if isinstance(descriptor, dict) else str(descriptor)
+    report = validate(source, type="package")
     return {
         "valid": bool(report.valid),
         "errors": [{"type": str(e.type), "message": str(e.message)} for e in report.errors],
@@ -68,7 +72,9 @@ def start() -> None:
             return
         try:
             helper = subprocess.Popen(
-                [sys.executable, "-P", "-m", "reportdata.package_check"],  # -P: not from cwd
+                # this file as a script, without its folder on sys.path (-P): the helper
+                # imports Frictionless and nothing of reportdata (whose import costs 0.2 s)
+                [sys.executable, "-P", __file__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -76,6 +82,12 @@ def start() -> None:
         except OSError:
             return
         _HELPER.append(helper)
+        with contextlib.suppress(OSError):  # without it, the first check warms the helper
+            _WARM_UP.append(Path(tempfile.mkdtemp(prefix="reportdata-warm-up-")))
+            if helper.stdin is not None:
+                warm = str(_warm_up(_WARM_UP[-1]))
+                helper.stdin.write(json.dumps({"warm": warm}).encode("utf-8") + b"\n")
+                helper.stdin.flush()
     atexit.register(stop)
 
 
@@ -84,6 +96,8 @@ def stop() -> None:
     with _LOCK:
         while _HELPER:
             _end(_HELPER.pop())
+        while _WARM_UP:
+            shutil.rmtree(_WARM_UP.pop(), ignore_errors=True)
 
 
 def check(descriptor: Path | str) -> dict[str, Any]:
@@ -153,8 +167,9 @@ def _end(helper: subprocess.Popen[bytes]) -> None:
         helper.stdout.close()
 
 
-def _warm() -> None:
-    """Check an empty package of every table, inline: loads what a real check needs."""
+def _warm_up(folder: Path) -> Path:
+    """An empty package of every table, as a publisher writes one (CSV files with their
+    header row, the schemas inline), in `folder`: checking it loads what a real check needs."""
     from reportdata.schema import TABLES, field_names, load_schema
 
     resources = []
@@ -162,22 +177,27 @@ def _warm() -> None:
         schema = load_schema(name)
         for key in ("name", "title", "description"):
             schema.pop(key, None)
+        (folder / f"{name}.csv").write_text(",".join(field_names(name)) + "\n", encoding="utf-8")
         resources.append(
-            {"name": name, "type": "table", "data": [field_names(name)], "schema": schema}
-        )
-    from frictionless import validate
-
-    validate({"name": "warm-up", "resources": resources}, type="package")
+            {"name": name, "type": "table", "path": f"{name}.csv", "format": "csv",
+             "mediatype": "text/csv", "encoding": "utf-8", "schema": schema}
+        )  # fmt: skip
+    path = folder / "datapackage.json"
+    path.write_text(json.dumps({"name": "warm-up", "resources": resources}), encoding="utf-8")
+    return path
 
 
 def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The helper's loop: a path a line in, its `raw_check` a line out, until end of input."""
-    with contextlib.suppress(Exception):
-        _warm()
+    """The helper's loop, until end of input: a path a line in, its `raw_check` a line out;
+    a ``{"warm": descriptor}`` line is checked and not answered."""
     for line in requests:
         try:
-            path = json.loads(line)
-            answer: Any = {**raw_check(path), "path": path}
+            request = json.loads(line)
+            if isinstance(request, dict):
+                with contextlib.suppress(Exception):
+                    raw_check(request["warm"])
+                continue
+            answer: Any = {**raw_check(request), "path": request}
         except Exception as exc:  # the parent then checks it itself
             answer = {"failed": f"{type(exc).__name__}: {exc}"}
         answers.write(json.dumps(answer, ensure_ascii=False).encode("utf-8") + b"\n")
