@@ -574,6 +574,20 @@ class _HideTestOnly:
             raise ModuleNotFoundError(f"No module named {name!r} (test-only)", name=name)
 
 
+def _switch_off(feature: str) -> None:
+    """Leave out one of the publisher's speed-ups in this run (benchmarks/publish_ab.py)."""
+    if feature == "helper":  # Frictionless checks in the run's own process
+        from reportdata import package_check
+
+        package_check.start = lambda: None
+    elif feature == "prepared-append":  # the DuckDB append is made after the rename
+        from reportdata import warehouse
+
+        warehouse.prepare_append = lambda *args, **kwargs: None
+    else:
+        raise SystemExit(f"unknown feature {feature!r}")
+
+
 def child(spec: dict) -> dict:
     """One run of the flow on the project in spec["root"]; measures; returns the numbers."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -583,6 +597,8 @@ def child(spec: dict) -> dict:
     from reportdata.runner import run_datasets
 
     imports = time.perf_counter() - t_import
+    for feature in spec.get("off", ()):  # an A/B benchmark leaves a speed-up out
+        _switch_off(feature)
     spans = _install_timers()
     start = time.time()
     (summary,) = run_datasets(
