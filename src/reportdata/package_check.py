@@ -92,7 +92,7 @@ def start() -> None:
 
 
 def stop() -> None:
-    """End the helper, if any: it finishes what it was asked, then exits."""
+    """End the helper, if any (never while it is asked something: under the same lock)."""
     with _LOCK:
         while _HELPER:
             _end(_HELPER.pop())
@@ -154,17 +154,14 @@ def _well_formed(answer: dict[str, Any]) -> bool:
 
 
 def _end(helper: subprocess.Popen[bytes]) -> None:
-    """Close the helper's input (it exits at its end); a helper still warming up is killed."""
-    with contextlib.suppress(OSError):
-        if helper.stdin is not None:
-            helper.stdin.close()
-    try:
-        helper.wait(timeout=0.5)
-    except subprocess.TimeoutExpired:
-        helper.kill()
-        helper.wait()
-    if helper.stdout is not None:
-        helper.stdout.close()
+    """Stop the helper at once: it holds nothing worth a wait (it only reads packages, and is
+    asked nothing now), and its exit, Frictionless loaded, would cost the run ~0.1 s."""
+    helper.kill()
+    helper.wait()
+    for pipe in (helper.stdin, helper.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 def _warm_up(folder: Path) -> Path:
