@@ -958,9 +958,10 @@ def _reading(results: list[dict], facts: dict) -> list[str]:
         "while unchanged since their run wrote them), writing the whole new version, hashing "
         "it and syncing it to disk "
         f"({_s(one['parts'].get('publish/write version', 0.0))} s with the check of the new "
-        "rows), since every version is a complete data package; copying the DuckDB file and "
-        "checkpointing it after the append "
-        f"(the whole append: {_s(one['parts'].get('publish/DuckDB warehouse', 0.0))} s).",
+        "rows and the DuckDB append made beside it, which copies the DuckDB file and "
+        "checkpoints the copy; an append left to after the rename: "
+        f"{_s(one['parts'].get('publish/DuckDB warehouse', 0.0))} s), since every version "
+        "is a complete data package.",
         f"2. An unchanged rerun is now mostly its {n:,} conditional requests "
         f"({same['steps']['pull'] / n * 1000:.1f} ms each: the client reading each source's "
         "manifest and asking, the benchmark's Python server answering, on the same two cores) "
