@@ -21,7 +21,6 @@ steps are printed, in seconds, with the load average over the runs.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import statistics
@@ -54,14 +53,7 @@ def main() -> None:
     loads = []
     try:
         with scale.prefect_server(home) as api:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-            env.update(
-                PREFECT_API_URL=api,
-                PREFECT_HOME=str(home),
-                DO_NOT_TRACK="1",
-                PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                PYTHONPATH=os.pathsep.join((str(scale.ROOT / "src"), str(scale.ROOT))),
-            )
+            env = scale.run_env(api, home)
             reports = [scale.make_report(i, args.seed) for i in range(n)]
             with scale.ReportServer(reports) as server:
                 root = base / "project"

@@ -1142,6 +1142,20 @@ def parse_runners(text: str) -> list[tuple[str, int]]:
     return runners
 
 
+def run_env(api: str, home: Path) -> dict[str, str]:
+    """The environment of a run's process: the benchmark's Prefect server, this tree's code."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_API_URL=api,
+        PREFECT_HOME=str(home),
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        # this tree's code, even when another checkout is installed in the venv
+        PYTHONPATH=os.pathsep.join((str(ROOT / "src"), str(ROOT))),
+    )
+    return env
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000")
@@ -1179,15 +1193,7 @@ def main() -> None:
     results = []
     try:
         with prefect_server(home) as api:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-            env.update(
-                PREFECT_API_URL=api,
-                PREFECT_HOME=str(home),
-                DO_NOT_TRACK="1",
-                PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                # this tree's code, even when another checkout is installed in the venv
-                PYTHONPATH=os.pathsep.join((str(ROOT / "src"), str(ROOT))),
-            )
+            env = run_env(api, home)
             for n in sizes:
                 chosen = large if n > 2000 else runners
                 results.append(bench_size(n, chosen, base, env, args.seed, args.repeats))

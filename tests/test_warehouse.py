@@ -1079,6 +1079,20 @@ def appends(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     return calls
 
 
+def _after_prepare(monkeypatch: pytest.MonkeyPatch, then: Any) -> None:
+    """Make `then()` happen right after each prepared append, before it can be installed."""
+    from reportdata import warehouse
+
+    prepare = warehouse.prepare_append
+
+    def followed(*args: Any, **kwargs: Any):
+        result = prepare(*args, **kwargs)
+        then()
+        return result
+
+    monkeypatch.setattr(warehouse, "prepare_append", followed)
+
+
 def test_a_publisher_appends_its_version_before_the_rename_and_installs_it_after(
     published: Path, tmp_path: Path, appends: dict[str, list[Any]]
 ) -> None:
@@ -1120,19 +1134,14 @@ def test_a_version_that_fails_its_check_leaves_the_warehouse_and_no_append(
 def test_a_warehouse_changed_since_its_append_was_prepared_is_built_again(
     published: Path, tmp_path: Path, appends: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reportdata import warehouse
-
     first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
-    prepare = warehouse.prepare_append
 
-    def then_touched(*args: Any, **kwargs: Any):
-        result = prepare(*args, **kwargs)
+    def touched() -> None:  # another writer
         path = published / "demo" / "demo.duckdb"
         stat = path.stat()
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # another writer
-        return result
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
 
-    monkeypatch.setattr(warehouse, "prepare_append", then_touched)
+    _after_prepare(monkeypatch, touched)
     second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
     assert appends["built"] == [first, second]  # the prepared copy was not put in place
     path = published / "demo" / "demo.duckdb"
@@ -1206,17 +1215,9 @@ def test_a_release_that_stops_before_its_append_is_installed_drops_it(
 def test_a_version_that_appears_before_the_append_is_installed_gets_a_build(
     published: Path, tmp_path: Path, appends: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reportdata import warehouse
-
     first = _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
-    prepare = warehouse.prepare_append
-
-    def then_restored(*args: Any, **kwargs: Any):
-        result = prepare(*args, **kwargs)
-        shutil.copytree(published / "demo" / first, published / "demo" / "0.9.0")
-        return result
-
-    monkeypatch.setattr(warehouse, "prepare_append", then_restored)
+    restored = published / "demo" / "0.9.0"
+    _after_prepare(monkeypatch, lambda: shutil.copytree(published / "demo" / first, restored))
     second = _publish(published, rows_v2(), "2025-02-01T00:00:00Z")
     assert appends["built"] == [first, second]
     path = published / "demo" / "demo.duckdb"
