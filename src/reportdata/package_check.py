@@ -88,7 +88,6 @@ def start() -> None:
                 warm = str(_warm_up(_WARM_UP[-1]))
                 helper.stdin.write(json.dumps({"warm": warm}).encode("utf-8") + b"\n")
                 helper.stdin.flush()
-    atexit.register(stop)
 
 
 def stop() -> None:
@@ -109,9 +108,7 @@ def check(descriptor: Path | str) -> dict[str, Any]:
             try:
                 answer = _ask(helper, path)
             except BaseException:  # interrupted mid-question: its answer must not be read later
-                _HELPER.remove(helper)
-                helper.kill()
-                helper.wait()
+                _end(_HELPER.pop())
                 raise
             if answer is not None:
                 return answer
@@ -165,22 +162,18 @@ def _end(helper: subprocess.Popen[bytes]) -> None:
 
 
 def _warm_up(folder: Path) -> Path:
-    """An empty package of every table, as a publisher writes one (CSV files with their
-    header row, the schemas inline), in `folder`: checking it loads what a real check needs."""
-    from reportdata.schema import TABLES, field_names, load_schema
+    """An empty package of every table, written as a publisher writes one (header-only CSV
+    files), in `folder`: checking it loads what a real check needs."""
+    from reportdata.publish import _json_bytes, _table_resource, render_csv
+    from reportdata.schema import TABLES
 
     resources = []
     for name in TABLES:
-        schema = load_schema(name)
-        for key in ("name", "title", "description"):
-            schema.pop(key, None)
-        (folder / f"{name}.csv").write_text(",".join(field_names(name)) + "\n", encoding="utf-8")
-        resources.append(
-            {"name": name, "type": "table", "path": f"{name}.csv", "format": "csv",
-             "mediatype": "text/csv", "encoding": "utf-8", "schema": schema}
-        )  # fmt: skip
+        data = render_csv(name, [])
+        (folder / f"{name}.csv").write_bytes(data)
+        resources.append(_table_resource(name, data))
     path = folder / "datapackage.json"
-    path.write_text(json.dumps({"name": "warm-up", "resources": resources}), encoding="utf-8")
+    path.write_bytes(_json_bytes({"name": "warm-up", "resources": resources}))
     return path
 
 
@@ -203,3 +196,5 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 if __name__ == "__main__":
     _serve(sys.stdin.buffer, sys.stdout.buffer)
+else:
+    atexit.register(stop)  # a run that ends without `stop` leaves no helper behind
