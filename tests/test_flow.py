@@ -138,6 +138,29 @@ def test_the_async_flow_still_sends_heartbeats_and_makes_its_summary(prefect_ser
     assert "lixia-2021-qilu" in summary.data
 
 
+def test_a_run_makes_no_api_client_per_task_or_artifact(prefect_server, project_copy, monkeypatch):
+    """Every task and artifact of a run goes through one API client (each new client costs an
+    SSL context and a connection): a first run (four tasks, three artifacts) makes no more
+    clients than an unchanged rerun (one task, one artifact)."""
+    from _helpers import run_flow as publish_dataset
+    from prefect.client.orchestration import SyncPrefectClient
+
+    made: list[int] = []
+    real_init = SyncPrefectClient.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(id(self))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncPrefectClient, "__init__", counted)
+    first = publish_dataset("lixia", str(project_copy))
+    first_clients = len(made)
+    made.clear()
+    rerun = publish_dataset("lixia", str(project_copy))
+    assert first["new"] is True and rerun["new"] is False
+    assert 0 < first_clients == len(made)
+
+
 def test_failed_validation_publishes_nothing_and_keeps_the_release(
     prefect_server, project_copy, monkeypatch
 ):
