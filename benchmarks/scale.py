@@ -461,22 +461,56 @@ STEPS = (
 
 
 def _install_timers() -> dict[str, list[tuple[float, float]]]:
-    import importlib
-
+    """Time the TIMED functions. A module the run has not imported yet is wrapped when the
+    run imports it, not imported here: the run pays for its own imports (pandas and pandera
+    are imported only by a run that validates)."""
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    pending: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for module_name, attr, label in TIMED:
-        module_name, _, cls = module_name.partition(":")
-        owner = importlib.import_module(module_name)
-        if cls:
-            owner = getattr(owner, cls)
-        real = getattr(owner, attr)
-        setattr(owner, attr, _timer(real, spans[label]))
-    from reportdata.changes import PackageState
+        name, _, cls = module_name.partition(":")
+        pending[name].append((cls, attr, label))
 
-    real_from_folder = PackageState.from_folder.__func__
-    timed = _timer(real_from_folder, spans["publish/read previous version"])
-    PackageState.from_folder = classmethod(timed)
+    def wrap(name: str, module: object) -> None:
+        for cls, attr, label in pending.pop(name, ()):
+            owner = getattr(module, cls) if cls else module
+            setattr(owner, attr, _timer(getattr(owner, attr), spans[label]))
+        if name == "reportdata.changes":
+            state = module.PackageState  # type: ignore[attr-defined]
+            real_from_folder = state.from_folder.__func__
+            timed = _timer(real_from_folder, spans["publish/read previous version"])
+            state.from_folder = classmethod(timed)
+
+    pending.setdefault("reportdata.changes", [])
+    for name in list(pending):
+        if name in sys.modules:
+            wrap(name, sys.modules[name])
+    if pending:
+        sys.meta_path.insert(0, _TimeOnImport(pending, wrap))
     return spans
+
+
+class _TimeOnImport:
+    """An import finder that lets a module load as usual, then wraps its timed functions."""
+
+    def __init__(self, pending: dict, wrap: Callable[[str, object], None]) -> None:
+        self.pending, self.wrap = pending, wrap
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        if name not in self.pending:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path)  # type: ignore[arg-type]
+        if spec is None or spec.loader is None:
+            return spec
+        real_exec = spec.loader.exec_module
+
+        def exec_module(module: object) -> None:
+            real_exec(module)  # type: ignore[arg-type]
+            self.wrap(name, module)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 def _timer(real: Callable, spans: list[tuple[float, float]]) -> Callable:
@@ -592,7 +626,7 @@ def child(spec: dict) -> dict:
     """One run of the flow on the project in spec["root"]; measures; returns the numbers."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     t_import = time.perf_counter()
-    import flows.publish_dataset  # noqa: F401 - imports Prefect, pandas, pandera...
+    import flows.publish_dataset  # noqa: F401 - imports Prefect and reportdata's core
     from reportdata.project import load
     from reportdata.runner import run_datasets
 
