@@ -121,6 +121,36 @@ def test_a_helper_that_answers_nonsense_is_not_asked_again(broken_package: Path)
     assert package_check._HELPER == [] and fake.returncode is not None
 
 
+def test_a_helper_silent_past_its_deadline_is_ended_and_the_check_runs_here(
+    broken_package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung helper does not hold the run: past `_patience` the check runs here (this fake
+    would answer "valid" for the right path, but only after a minute)."""
+    valid = {"valid": True, "errors": [], "tasks": []}
+    slow = (
+        "import json, sys, time\n"
+        "for line in sys.stdin:\n"
+        "    time.sleep(60)\n"
+        f"    print(json.dumps({{**{valid!r}, 'path': json.loads(line)}}), flush=True)\n"
+    )
+    fake = subprocess.Popen(
+        [sys.executable, "-c", slow], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    package_check._HELPER.append(fake)
+    monkeypatch.setattr(package_check, "_patience", lambda path: 0.5)
+    answer = package_check.check(broken_package)
+    assert answer == package_check.raw_check(broken_package) and not answer["valid"]
+    assert package_check._HELPER == [] and fake.returncode is not None
+
+
+def test_the_deadline_grows_with_the_package(tmp_path: Path) -> None:
+    (tmp_path / "datapackage.json").write_bytes(b"{}")
+    empty = package_check._patience(str(tmp_path / "datapackage.json"))
+    (tmp_path / "big.csv").write_bytes(b"x" * 2**21)
+    assert empty >= package_check.PATIENCE_S
+    assert package_check._patience(str(tmp_path / "datapackage.json")) >= empty + 3.9
+
+
 def test_a_descriptor_frictionless_cannot_read_is_reported_as_here(tmp_path: Path) -> None:
     garbled = tmp_path / "datapackage.json"
     garbled.write_text("{not json", encoding="utf-8")

@@ -10,8 +10,9 @@ Without a helper, or when the helper is gone or answers nonsense, the check runs
 process: the result is the same either way.
 
 The protocol is one JSON line each way: the descriptor's absolute path in, its `raw_check`
-out with the path it answers about (the warm-up package goes in first, unanswered). There is
-no deadline: checking a first version of 10,000 reports takes a minute, here or there.
+out with the path it answers about (the warm-up package goes in first, unanswered). A helper
+silent for longer than a check could take (`_patience`) is taken as hung: it is ended and the
+check runs here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import atexit
 import contextlib
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -27,6 +29,12 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any
+
+# A helper that has not answered within a minute plus this much a megabyte of the package's
+# files is taken as hung: Frictionless checks a few MB a second here (a first version
+# of 10,000 reports in 35-62 s, docs/benchmarks.md), so that is several times a slow check.
+PATIENCE_S = 60.0
+PATIENCE_S_PER_MB = 2.0
 
 _LOCK = threading.Lock()
 _HELPER: list[subprocess.Popen[bytes]] = []  # at most one, started by `start`
@@ -124,12 +132,25 @@ def _ask(helper: subprocess.Popen[bytes], path: str) -> dict[str, Any] | None:
     try:
         stdin.write(json.dumps(path).encode("utf-8") + b"\n")
         stdin.flush()
+        # one answer a question, read whole: nothing is left in the buffer to wait for
+        ready, _, _ = select.select([stdout], [], [], _patience(path))
+        if not ready:
+            return None  # hung
         answer = json.loads(stdout.readline())
     except (OSError, ValueError):
         return None
     if not isinstance(answer, dict) or answer.pop("path", None) != path:
         return None
     return answer if _well_formed(answer) else None
+
+
+def _patience(path: str) -> float:
+    """Seconds the helper may take to answer about the package at `path` (see PATIENCE_S)."""
+    try:
+        size = sum(p.stat().st_size for p in Path(path).parent.iterdir() if p.is_file())
+    except OSError:
+        size = 0
+    return PATIENCE_S + PATIENCE_S_PER_MB * size / 2**20
 
 
 def _well_formed(answer: dict[str, Any]) -> bool:
