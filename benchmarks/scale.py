@@ -50,12 +50,13 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -461,17 +462,26 @@ STEPS = (
 )
 
 
-def _install_timers() -> dict[str, list[tuple[float, float]]]:
-    """Time the TIMED functions. A module the run has not imported yet is wrapped when the
-    run imports it, not imported here: the run pays for its own imports (pandas and pandera
-    are imported only by a run that validates)."""
+Patch = tuple[str, Callable[[Any], None]]  # a module's name, and what to do to it
+
+
+def _install_timers(patches: Iterable[Patch] = ()) -> dict[str, list[tuple[float, float]]]:
+    """Time the TIMED functions, and apply ``patches``. A module the run has not imported yet
+    is wrapped when the run imports it, not imported here: the run pays for its own imports
+    (pandas and pandera are imported only by a run that validates)."""
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     pending: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for module_name, attr, label in TIMED:
         name, _, cls = module_name.partition(":")
         pending[name].append((cls, attr, label))
+    extra: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
+    for name, patch in patches:
+        extra[name].append(patch)
+        pending.setdefault(name, [])
 
     def wrap(name: str, module: object) -> None:
+        for patch in extra.pop(name, ()):
+            patch(module)
         for cls, attr, label in pending.pop(name, ()):
             owner = getattr(module, cls) if cls else module
             setattr(owner, attr, _timer(getattr(owner, attr), spans[label]))
@@ -609,18 +619,23 @@ class _HideTestOnly:
             raise ModuleNotFoundError(f"No module named {name!r} (test-only)", name=name)
 
 
-def _switch_off(feature: str) -> None:
-    """Leave out one of the publisher's speed-ups in this run (benchmarks/publish_ab.py)."""
+def _switch_off(feature: str) -> Patch:
+    """What leaves out one of the publisher's speed-ups in this run (benchmarks/publish_ab.py),
+    applied as the run imports the module: importing it here would take its import (pandas
+    and duckdb, for the warehouse) out of this variant's wall time alone."""
     if feature == "helper":  # Frictionless checks in the run's own process
-        from reportdata import package_check
 
-        package_check.start = lambda: None
-    elif feature == "prepared-append":  # the DuckDB append is made after the rename
-        from reportdata import warehouse
+        def no_helper(module: Any) -> None:
+            module.start = lambda: None
 
-        warehouse.prepare_append = lambda *args, **kwargs: None
-    else:
-        raise SystemExit(f"unknown feature {feature!r}")
+        return "reportdata.package_check", no_helper
+    if feature == "prepared-append":  # the DuckDB append is made after the rename
+
+        def no_prepared_append(module: Any) -> None:
+            module.prepare_append = lambda *args, **kwargs: None
+
+        return "reportdata.warehouse", no_prepared_append
+    raise SystemExit(f"unknown feature {feature!r}")
 
 
 def child(spec: dict) -> dict:
@@ -632,9 +647,8 @@ def child(spec: dict) -> dict:
     from reportdata.runner import run_datasets
 
     imports = time.perf_counter() - t_import
-    for feature in spec.get("off", ()):  # an A/B benchmark leaves a speed-up out
-        _switch_off(feature)
-    spans = _install_timers()
+    # an A/B benchmark leaves a speed-up out
+    spans = _install_timers([_switch_off(feature) for feature in spec.get("off", ())])
     start = time.time()
     (summary,) = run_datasets(
         load(Path(spec["root"])),
