@@ -50,7 +50,13 @@ def measure(runs: int, declared_async: bool = False) -> list[float]:
     def call(dataset: str) -> int:
         return asyncio.run(one_async(dataset)) if declared_async else one(dataset)
 
-    return _timed(call, runs)
+    call("warm-up")
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        assert call("x") == 1
+        walls.append(time.perf_counter() - start)
+    return walls
 
 
 def measure_tasks(runs: int) -> dict[bool, tuple[list[float], float]]:
@@ -104,17 +110,6 @@ def measure_tasks(runs: int) -> dict[bool, tuple[list[float], float]]:
     finally:
         ssl.create_default_context = real
     return {shared: (walls[shared], contexts[shared] / runs) for shared in walls}
-
-
-def _timed(call, runs: int) -> list[float]:
-
-    call("warm-up")
-    walls = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        assert call("x") == 1
-        walls.append(time.perf_counter() - start)
-    return walls
 
 
 def main() -> None:

@@ -467,47 +467,48 @@ Patch = tuple[str, Callable[[Any], None]]  # a module's name, and what to do to 
 
 def _install_timers(patches: Iterable[Patch] = ()) -> dict[str, list[tuple[float, float]]]:
     """Time the TIMED functions, and apply ``patches``. A module the run has not imported yet
-    is wrapped when the run imports it, not imported here: the run pays for its own imports
+    is patched when the run imports it, not imported here: the run pays for its own imports
     (pandas and pandera are imported only by a run that validates)."""
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    pending: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    on_import: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
+    for name, patch in patches:
+        on_import[name].append(patch)
     for module_name, attr, label in TIMED:
         name, _, cls = module_name.partition(":")
-        pending[name].append((cls, attr, label))
-    extra: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
-    for name, patch in patches:
-        extra[name].append(patch)
-        pending.setdefault(name, [])
+        on_import[name].append(functools.partial(_time_attribute, cls, attr, spans[label]))
 
-    def wrap(name: str, module: object) -> None:
-        for patch in extra.pop(name, ()):
+    def time_from_folder(module: Any) -> None:  # a classmethod: wrapped as one
+        state = module.PackageState
+        timed = _timer(state.from_folder.__func__, spans["publish/read previous version"])
+        state.from_folder = classmethod(timed)
+
+    on_import["reportdata.changes"].append(time_from_folder)
+
+    def apply(name: str, module: Any) -> None:
+        for patch in on_import.pop(name, ()):
             patch(module)
-        for cls, attr, label in pending.pop(name, ()):
-            owner = getattr(module, cls) if cls else module
-            setattr(owner, attr, _timer(getattr(owner, attr), spans[label]))
-        if name == "reportdata.changes":
-            state = module.PackageState  # type: ignore[attr-defined]
-            real_from_folder = state.from_folder.__func__
-            timed = _timer(real_from_folder, spans["publish/read previous version"])
-            state.from_folder = classmethod(timed)
 
-    pending.setdefault("reportdata.changes", [])
-    for name in list(pending):
+    for name in list(on_import):
         if name in sys.modules:
-            wrap(name, sys.modules[name])
-    if pending:
-        sys.meta_path.insert(0, _TimeOnImport(pending, wrap))
+            apply(name, sys.modules[name])
+    if on_import:
+        sys.meta_path.insert(0, _OnImport(on_import, apply))
     return spans
 
 
-class _TimeOnImport:
-    """An import finder that lets a module load as usual, then wraps its timed functions."""
+def _time_attribute(cls: str, attr: str, spans: list[tuple[float, float]], module: Any) -> None:
+    owner = getattr(module, cls) if cls else module
+    setattr(owner, attr, _timer(getattr(owner, attr), spans))
 
-    def __init__(self, pending: dict, wrap: Callable[[str, object], None]) -> None:
-        self.pending, self.wrap = pending, wrap
+
+class _OnImport:
+    """An import finder that lets a module load as usual, then hands it to ``apply``."""
+
+    def __init__(self, names: dict, apply: Callable[[str, Any], None]) -> None:
+        self.names, self.apply = names, apply
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> object:
-        if name not in self.pending:
+        if name not in self.names:
             return None
         import importlib.machinery
 
@@ -516,9 +517,9 @@ class _TimeOnImport:
             return spec
         real_exec = spec.loader.exec_module
 
-        def exec_module(module: object) -> None:
-            real_exec(module)  # type: ignore[arg-type]
-            self.wrap(name, module)
+        def exec_module(module: Any) -> None:
+            real_exec(module)
+            self.apply(name, module)
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
