@@ -217,7 +217,7 @@ def _summary_markdown(
             f"{kept} sources kept from version {plan.base.version} unread, "
             f"{len(plan.replaced)} replaced; {extracted.cached} extractions reused."
         )
-    elif extracted.rows or extracted.failures:
+    elif extracted.keys or extracted.failures:  # keys outlive the rows (dropped once validated)
         work = f"{extracted.cached} extractions reused."
     else:
         work = "inputs are those of the latest release: nothing extracted or published."
@@ -340,6 +340,7 @@ def _body(
                 tables, report, failures = validate_dataset(
                     quote(project), dataset, quote(extracted), quote(plan)
                 )
+                extracted.rows.clear()  # the tables hold what publishing needs: free the rest
                 fresh = {s: k for s, k in extracted.keys.items() if s not in failures}
                 replaced = None
                 if plan is not None:

@@ -70,6 +70,7 @@ from reportdata.fsutil import (
     fsync_file,
     remove_temp_siblings,
 )
+from reportdata.memory import give_back
 from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
 
 if TYPE_CHECKING:  # pandas and the validators load only when a version is written: a rerun
@@ -640,8 +641,7 @@ def _publish_locked(
         shutil.rmtree(leftover, ignore_errors=True)
     for written in (dataset_dir / CHANGELOG, dataset_dir / LATEST):
         remove_temp_siblings(written)  # this dataset's lock is held: only crashed writes
-    frames = {name: _by_key(name, tables[name]) for name in TABLES}
-    rows = {name: table_rows(name, frames[name]) for name in TABLES}
+    rows = {name: table_rows(name, tables[name]) for name in TABLES}  # sorted copies: gone
     rendered = {name: (render_csv(name, rows[name]), render_json(rows[name])) for name in TABLES}
     counts = {name: len(rows[name]) for name in TABLES}
     metadata = _metadata(info)
@@ -696,6 +696,10 @@ def _publish_locked(
         index,
         prepare if previous is not None else None,
     )
+    # What is left holds the files' facts and, in `held`, the JSON bytes the warehouse reads:
+    # the rows and the other bytes go before it loads them (the first version's peak).
+    del rows, rendered, check, found, old_state, changes
+    give_back()
     written = {  # rows of the files just written: the catalog need not count them again
         f"{info.name}/{version}/{name}.{ext}": counts[name] for name in TABLES for ext in _FORMATS
     }
