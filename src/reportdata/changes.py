@@ -121,7 +121,9 @@ class Changes:
     def to_json(
         self, *, dataset: str, version: str, previous: str | None, created: str | None
     ) -> dict[str, Any]:
-        """The ``changes.json`` document of version `version`."""
+        """The ``changes.json`` document of version `version`. Its rows are the compared rows
+        themselves, not copies: a first version lists every row, and a copy of every row is
+        what made writing a first version of 10,000 reports peak at 4 GB."""
         return {
             "dataset": dataset,
             "version": version,
@@ -132,7 +134,7 @@ class Changes:
             "sources": {k: list(v) for k, v in self.sources.items()},
             "schema": [dict(e) for e in self.schema],
             "metadata": [dict(e) for e in self.metadata],
-            "tables": json.loads(json.dumps(self.tables)),
+            "tables": {name: dict(entry) for name, entry in self.tables.items()},
         }
 
 
