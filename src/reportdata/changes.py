@@ -122,8 +122,7 @@ class Changes:
         self, *, dataset: str, version: str, previous: str | None, created: str | None
     ) -> dict[str, Any]:
         """The ``changes.json`` document of version `version`. Its rows are the compared rows
-        themselves, not copies: a first version lists every row, and a copy of every row is
-        what made writing a first version of 10,000 reports peak at 4 GB."""
+        themselves, not copies: a first version lists every row of the dataset."""
         return {
             "dataset": dataset,
             "version": version,

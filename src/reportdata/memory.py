@@ -8,16 +8,9 @@ import functools
 
 @functools.cache
 def _malloc_trim():
-    """glibc's ``malloc_trim``, or None on another C library."""
+    """glibc's ``malloc_trim``, or None on another C library (only glibc has it)."""
     try:
         return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        pass
-    from ctypes.util import find_library  # slower: its search runs a program
-
-    name = find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
     except (OSError, AttributeError):
         return None
 

@@ -641,7 +641,7 @@ def _publish_locked(
         shutil.rmtree(leftover, ignore_errors=True)
     for written in (dataset_dir / CHANGELOG, dataset_dir / LATEST):
         remove_temp_siblings(written)  # this dataset's lock is held: only crashed writes
-    rows = {name: table_rows(name, tables[name]) for name in TABLES}  # sorted copies: gone
+    rows = {name: table_rows(name, tables[name]) for name in TABLES}  # conformed, sorted
     rendered = {name: (render_csv(name, rows[name]), render_json(rows[name])) for name in TABLES}
     counts = {name: len(rows[name]) for name in TABLES}
     metadata = _metadata(info)
