@@ -32,8 +32,9 @@ from reportdata.validate import REL_TOL, check_tables, unit_multiplier
 FUZZ = pytest.mark.fuzz
 # In a full session other threads (Prefect's test server, HTTP helpers) use the global random
 # generator while Hypothesis draws; it then warns that the strategy used `random`, which ours
-# does not (checked: the strategies alone leave the generator's state untouched).
-QUIET_RANDOM = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
+# does not (checked: the strategies alone leave the generator's state untouched). Any test of
+# this module may meet it, so it is quiet for all.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 
 # The fixed-seed profile: the same examples in every run, no example database.
 FIXED = settings(derandomize=True, database=None, deadline=None, max_examples=500)
@@ -382,7 +383,6 @@ LONG_EXAMPLES = {"quantity": 80_000, "extract": 6_000, "valid": 100, "fold": 10_
 
 @pytest.mark.slow
 @FUZZ
-@QUIET_RANDOM
 @settings(LONG, max_examples=LONG_EXAMPLES["quantity"])
 @given(quantity_input)
 def test_fuzz_parse_quantity(text: str) -> None:
@@ -391,7 +391,6 @@ def test_fuzz_parse_quantity(text: str) -> None:
 
 @pytest.mark.slow
 @FUZZ
-@QUIET_RANDOM
 @settings(LONG, max_examples=LONG_EXAMPLES["extract"], suppress_health_check=SLOW_OK)
 @given(report_text, published_year)
 def test_fuzz_extractor(text: str, year: int | None) -> None:
@@ -400,7 +399,6 @@ def test_fuzz_extractor(text: str, year: int | None) -> None:
 
 @pytest.mark.slow
 @FUZZ
-@QUIET_RANDOM
 @settings(LONG, max_examples=LONG_EXAMPLES["valid"], suppress_health_check=SLOW_OK)
 @given(st.lists(st.tuples(report_text, published_year), min_size=1, max_size=12))
 def test_fuzz_extractor_validation(texts: list[tuple[str, int | None]]) -> None:
@@ -409,7 +407,6 @@ def test_fuzz_extractor_validation(texts: list[tuple[str, int | None]]) -> None:
 
 @pytest.mark.slow
 @FUZZ
-@QUIET_RANDOM
 @settings(LONG, max_examples=LONG_EXAMPLES["fold"])
 @given(st.one_of(short_text, long_text))
 def test_fuzz_fold(text: str) -> None:
@@ -418,7 +415,6 @@ def test_fuzz_fold(text: str) -> None:
 
 @pytest.mark.slow
 @FUZZ
-@QUIET_RANDOM
 @settings(LONG, max_examples=LONG_EXAMPLES["read"], suppress_health_check=SLOW_OK)
 @given(raw_bytes, hint)
 def test_fuzz_read_bytes(data: bytes, hint: str) -> None:
