@@ -75,7 +75,8 @@ def run(
         str | None,
         typer.Option(
             "--address",
-            help="Dask scheduler (tcp://HOST:PORT) for --runner dask; default: a local cluster.",
+            help="Dask scheduler (tcp://HOST:PORT) for --runner dask; default: a local cluster. "
+            "A run gives up when the cluster has had no worker for 120 s.",
             show_default=False,
         ),
     ] = None,

@@ -45,3 +45,7 @@ class RunLocked(ReportdataError):
     """Another run holds the project's run lock."""
 
     exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class ClusterError(ReportdataError):
+    """The Dask cluster asked for cannot be reached, started or used; nothing was published."""

@@ -159,13 +159,15 @@ def _flow(runner: str, address: str | None, workers: int):
     from flows.publish_dataset import publish_dataset
 
     if runner == "default":
+        if address:
+            raise ReportdataError("--address names a Dask scheduler: it needs --runner dask.")
         return publish_dataset, 1
     if runner != "dask":
         raise ReportdataError(f"Unknown runner {runner!r}; use 'default' or 'dask'.")
-    from reportdata.dask_runner import LazyDaskTaskRunner
+    from reportdata.dask_runner import LazyDaskTaskRunner, scheduler_address
 
     options: dict[str, Any] = (
-        {"address": address}
+        {"address": scheduler_address(address)}
         if address
         else {
             "cluster_kwargs": {
