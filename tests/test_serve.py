@@ -40,6 +40,45 @@ def test_prefect_yaml_describes_the_deployments_of_sources_yaml() -> None:
     assert deployment["schedules"][0]["cron"] == lixia.schedule
 
 
+def _with_schedule(root: Path, cron: str) -> Path:
+    doc = yaml.safe_load((root / "sources.yaml").read_text("utf-8"))
+    doc["datasets"]["lixia"]["schedule"] = cron
+    (root / "sources.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    return root
+
+
+@pytest.mark.parametrize("cron", ["@daily", "0 6 * * 1#1", "*/15 6-18 * * mon-fri"])
+def test_a_schedule_prefect_takes_is_served_as_written(project_copy, cron) -> None:
+    from reportdata.deployments import specs
+
+    (spec,) = specs(load(_with_schedule(project_copy, cron)))
+    assert spec.cron == cron
+
+
+@pytest.mark.parametrize("cron", ["61 6 * * *", "5", "0 6 * * H", "every day"])
+def test_a_schedule_prefect_refuses_is_one_sentence(project_copy, cron) -> None:
+    """Told before prefect.yaml is written or a server is looked for (none is set here)."""
+    root = _with_schedule(project_copy, cron)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    for extra in (["--write-prefect-yaml"], []):
+        done = subprocess.run(
+            [str(BIN / "reportdata"), "serve", *extra],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2
+        (line,) = done.stderr.splitlines()
+        assert line.startswith(
+            f"error: Dataset 'lixia' in sources.yaml has the schedule {cron!r}, which Prefect "
+            "does not take ("
+        )
+        assert line.endswith("such as '0 6 * * *'.")
+    assert not (root / "prefect.yaml").exists()
+
+
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory) -> Iterator[str]:
     """`prefect server start` on a free port of 127.0.0.1, with its own PREFECT_HOME."""

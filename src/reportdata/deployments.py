@@ -35,9 +35,30 @@ class Spec:
         return f"{FLOW_NAME}/{self.dataset}"
 
 
+def _checked_cron(dataset: str, cron: str) -> str:
+    """`cron` when Prefect takes it as a schedule; a `ProjectError` sentence otherwise."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron, timezone="UTC")
+    except ValidationError as exc:
+        why = str(exc.errors()[0].get("msg", "")).removeprefix("Value error, ")
+        raise ProjectError(
+            f"Dataset {dataset!r} in sources.yaml has the schedule {cron!r}, which Prefect "
+            f"does not take ({why}); write a cron line of five fields: minute hour "
+            "day-of-month month day-of-week, such as '0 6 * * *'."
+        ) from None
+    return cron
+
+
 def specs(project: Project) -> list[Spec]:
-    """The deployments of a project, one a dataset, in sources.yaml's order."""
-    return [Spec(name, d.schedule, d.title or name) for name, d in project.datasets.items()]
+    """The deployments of a project, one a dataset, in sources.yaml's order; a `ProjectError`
+    for a schedule Prefect would refuse."""
+    return [
+        Spec(name, _checked_cron(name, d.schedule), d.title or name)
+        for name, d in project.datasets.items()
+    ]
 
 
 def prefect_yaml(project: Project) -> str:
@@ -93,6 +114,7 @@ def serve(project: Project, announce=print) -> None:
 
     from flows.publish_dataset import publish_dataset
 
+    served = specs(project)  # a bad schedule is told before the server is looked for
     url = _api_url()
     try:
         with httpx.stream("GET", url.rstrip("/") + "/health", timeout=10) as answer:
@@ -108,9 +130,9 @@ def serve(project: Project, announce=print) -> None:
             parameters={"dataset": s.dataset, "project_dir": str(Path(project.root))},
             description=s.description,
         )
-        for s in specs(project)
+        for s in served
     ]
-    for s in specs(project):
+    for s in served:
         announce(f"serving {s.full_name} (cron '{s.cron}', UTC)")
     try:
         prefect_serve(*deployments, print_starting_message=False)
