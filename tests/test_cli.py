@@ -138,6 +138,30 @@ def test_extract_refuses_an_unknown_format(report: Path) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "--wait", "-5"], "Invalid value for '--wait'"),
+        (["run", "--workers", "0"], "Invalid value for '--workers'"),
+        (["run", "--workers", "two"], "Invalid value for '--workers'"),
+        (["run", "--no-such-option"], "No such option: --no-such-option"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+    ],
+)
+def test_a_bad_option_value_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    """Typer checks these values with its own copy of click: still the usage, one error
+    line and exit 2."""
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("Usage: reportdata")
+    assert lines[-1].startswith(f"Error: {said}")
+    assert len(lines) <= 3
+
+
 @pytest.mark.parametrize("kind", ["missing", "folder", "binary", "empty"])
 def test_extract_user_errors_are_one_line(tmp_path: Path, kind: str) -> None:
     target = tmp_path / f"{kind}.txt"

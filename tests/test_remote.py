@@ -356,3 +356,36 @@ def test_an_unwritable_target_is_one_sentence(published: Path, tmp_path: Path) -
     message = str(caught.value)
     assert message.startswith(f"Could not mirror to {target}: ") and "\n" not in message
     assert blocker.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize(
+    ("target", "endpoint", "said"),
+    [
+        ("s3://bucket/p", "notaurl", "'notaurl' is not an endpoint URL"),
+        ("s3://bucket/p", "http://h:port", "'http://h:port' is not an endpoint URL"),
+        ("s3://bucket/p", "ftp://127.0.0.1:9000", "'ftp://127.0.0.1:9000' is not an endpoint URL"),
+        ("s3://", None, "s3:// names no bucket or folder"),
+        ("s3:///", "http://127.0.0.1:9000", "s3:/// names no bucket or folder"),
+    ],
+)
+def test_a_target_that_cannot_be_right_is_refused_before_the_run(
+    tmp_path: Path, target: str, endpoint: str | None, said: str
+) -> None:
+    """Told by `run` before anything is pulled or published (no Prefect server is needed)."""
+    from _helpers import run_cli
+
+    root = make_project(tmp_path)
+    extra = ["--endpoint-url", endpoint] if endpoint else []
+    result = run_cli("run", "--no-progress", "--publish-to", target, *extra, cwd=root)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {said}")
+    assert not (root / "published").exists()
+
+
+def test_a_target_that_cannot_be_reached_is_one_sentence(published: Path) -> None:
+    """fsspec connects while it opens an ftp:// target: a refused connection is a sentence."""
+    with pytest.raises(RemoteError) as caught:
+        mirror(published, "ftp://127.0.0.1:1/mirror")
+    assert str(caught.value).startswith("Cannot open the publish target ftp://127.0.0.1:1/mirror: ")

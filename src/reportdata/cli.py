@@ -123,6 +123,10 @@ def run(
 
     if endpoint_url and not publish_to:
         raise typer.BadParameter("--endpoint-url needs --publish-to.")
+    if publish_to:
+        from reportdata.remote import check_target
+
+        check_target(publish_to, endpoint_url)
     results = run_datasets(
         proj,
         names,
@@ -396,6 +400,16 @@ def _root(project: Path | None) -> Path:
     return find_root(explicit=project)
 
 
+# Typer 0.2x carries its own copy of click: a bad option value (--wait -5) raises that copy's
+# ClickException, which is not click's. Both are usage errors, shown as one line.
+_USAGE_ERRORS: tuple[type[click.ClickException], ...] = tuple(
+    {
+        click.ClickException,
+        *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+    }
+)
+
+
 def main() -> None:
     """Entry point: user errors become one sentence on stderr and a non-zero exit."""
     try:
@@ -404,12 +418,12 @@ def main() -> None:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except _USAGE_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         _say("Aborted.")
         sys.exit(130)
     except ReportdataError as exc:

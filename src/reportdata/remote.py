@@ -86,6 +86,31 @@ def _protocols(fs: AbstractFileSystem) -> set[str]:
     return {proto} if isinstance(proto, str) else set(proto)
 
 
+def check_target(target: str, endpoint_url: str | None = None) -> None:
+    """Refuse, with one sentence, a publish target or endpoint that cannot be right, before a
+    run publishes anything: an endpoint that is not an http(s) address, a remote target that
+    names no bucket or folder."""
+    from urllib.parse import urlsplit
+
+    if endpoint_url is not None:
+        try:
+            parts = urlsplit(endpoint_url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RemoteError(
+                f"{endpoint_url!r} is not an endpoint URL: give the S3 server's http(s) "
+                "address, such as http://127.0.0.1:9000."
+            )
+    if get_protocol(target) not in _LOCAL:
+        _, sep, rest = target.partition("://")
+        if not sep or not rest.strip("/"):
+            raise RemoteError(
+                f"{target} names no bucket or folder to publish into (such as s3://bucket/prefix)."
+            )
+
+
 def open_target(
     target: str,
     *,
@@ -107,7 +132,7 @@ def open_target(
         options.setdefault("auto_mkdir", True)
     try:
         return url_to_fs(target, **options)
-    except (ImportError, ValueError, TypeError) as exc:
+    except (ImportError, ValueError, TypeError, OSError) as exc:  # OSError: ftp:// connects
         raise RemoteError(f"Cannot open the publish target {target}: {_reason(exc)}.") from exc
 
 
