@@ -132,6 +132,38 @@ def test_failing_sources_are_reported_and_the_rest_still_publish(
     ]
 
 
+def test_the_command_names_each_failed_source_and_exits_3(prefect_server, tmp_path):
+    """`reportdata run` warns once a failed source, by its id, even when its URL holds the id,
+    and exits 3 (some sources failed) after the others published."""
+    import os
+    import socket
+    import subprocess
+
+    from _helpers import CLI
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nobody listens there
+    sources = [_file_source(tmp_path, n) for n in (1, 2)]
+    sources.append({"id": "gone", "url": f"http://127.0.0.1:{port}/gone.txt"})
+    _project(tmp_path, sources)
+    done = subprocess.run(
+        [str(CLI), "run", "--no-progress"],
+        cwd=tmp_path,
+        env={**os.environ, "PREFECT_API_URL": prefect_server},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("county: published version 1.0.0")
+    assert "Traceback" not in done.stderr
+    warning, total = done.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: gone: http://127.0.0.1:{port}/gone.txt could not be")
+    assert total == "1 source(s) failed and kept their last published rows; the rest published."
+    assert _docs(tmp_path, "1.0.0") == {"brief-1", "brief-2"}
+
+
 @pytest.fixture
 def cached_reads(monkeypatch):
     """Once started (call it), record the sources whose cached rows are read."""

@@ -142,7 +142,8 @@ def run(
         state = "published" if r.new else "unchanged, latest is"
         typer.echo(f"{r.dataset}: {state} version {r.version} ({r.path})")
         for sid, sentence in sorted(r.failures.items()):
-            _say(f"warning: {sentence}" if sid in sentence else f"warning: {sid}: {sentence}")
+            named = repr(sid) in sentence  # "Source 'x' ...": a URL may hold the id too
+            _say(f"warning: {sentence}" if named else f"warning: {sid}: {sentence}")
     if publish_to:
         typer.echo(f"mirrored published/ to {publish_to}")
     failed = sum(len(r.failures) for r in results)
