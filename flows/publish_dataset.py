@@ -30,7 +30,7 @@ from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from reportdata import package_check, pipeline
-from reportdata.errors import ReportdataError
+from reportdata.errors import RemoteError, ReportdataError
 from reportdata.locking import run_lock
 from reportdata.progress import emit
 from reportdata.project import Project, load
@@ -367,7 +367,13 @@ def _body(
                 _sync=True,  # made in the async flow's own context, which would get a coroutine
             )
             if publish_to:
-                mirror_release(str(project.published_dir), publish_to, endpoint_url)
+                try:
+                    mirror_release(str(project.published_dir), publish_to, endpoint_url)
+                except RemoteError as exc:  # the local release stands: say so, and what to do
+                    raise RemoteError(
+                        f"{exc} Version {release['version']} of {dataset} is published in "
+                        f"{release['path']}; the next run with --publish-to completes the mirror."
+                    ) from exc
             return {**release, "failures": failures}
     except ReportdataError as exc:
         logger.error("%s", exc)

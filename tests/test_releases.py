@@ -201,3 +201,34 @@ def test_two_fresh_clones_publish_byte_identical_files(prefect_server, tmp_path)
               ("documents", "sections", "indicators")}  # fmt: skip
     assert len(tables) == 6
     assert {k: v for k, v in _published_digests(clone, text).items() if k in tables} == tables
+
+
+def test_a_mirror_that_fails_keeps_the_local_release_and_the_next_run_completes_it(
+    prefect_server, project_copy, tmp_path
+):
+    """The local version is published before the mirror: the sentence says where it is, and
+    the next run with the same --publish-to finishes the copy."""
+    env = _env(prefect_server)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the mirror's folder should be\n")
+    target = (blocker / "mirror").as_uri()
+    failed = _cli("run", "--no-progress", "--publish-to", target, cwd=project_copy, env=env)
+    assert failed.returncode == 1
+    (line,) = failed.stderr.strip().splitlines()
+    local = project_copy / "published" / "lixia" / "1.0.0"
+    assert line.startswith(f"error: Could not mirror to {target}: ")
+    assert line.endswith(
+        f" Version 1.0.0 of lixia is published in {local}; the next run with --publish-to "
+        "completes the mirror."
+    )
+    assert (local / "datapackage.json").is_file()
+
+    blocker.unlink()
+    again = _cli("run", "--no-progress", "--publish-to", target, cwd=project_copy, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "lixia: unchanged, latest is version 1.0.0" in again.stdout
+    mirrored = blocker / "mirror" / "lixia"
+    assert json.loads((mirrored / "latest.json").read_text("utf-8"))["version"] == "1.0.0"
+    assert (mirrored / "1.0.0" / "indicators.csv").read_bytes() == (
+        local / "indicators.csv"
+    ).read_bytes()
