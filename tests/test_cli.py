@@ -256,6 +256,32 @@ def test_commands_outside_a_project_fail_with_one_sentence(
     assert "--project" in line
 
 
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_prefect_server_that_is_down_is_one_sentence(project: Path, command: str) -> None:
+    """PREFECT_API_URL names a server nobody answers for: said at once, nothing published."""
+    import os
+    import socket
+    import subprocess
+
+    from _helpers import CLI
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"  # closed again below
+    result = subprocess.run(
+        [str(CLI), command, *(["--no-progress"] if command == "run" else [])],
+        cwd=project,
+        env={**os.environ, "PREFECT_API_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert line.startswith(f"error: Cannot reach the Prefect server at {url} (PREFECT_API_URL): ")
+    assert not (project / "published").exists()
+
+
 def test_project_option_works_from_elsewhere(project: Path, report: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

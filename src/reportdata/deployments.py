@@ -113,16 +113,11 @@ def serve(project: Project, announce=print) -> None:
     from prefect import serve as prefect_serve
 
     from flows.publish_dataset import publish_dataset
+    from reportdata.runner import check_server
 
     served = specs(project)  # a bad schedule is told before the server is looked for
     url = _api_url()
-    try:
-        with httpx.stream("GET", url.rstrip("/") + "/health", timeout=10) as answer:
-            answer.raise_for_status()
-            for _ in answer.iter_bytes(chunk_size=1024):
-                break  # a few bytes say the server is there; never read an unbounded body
-    except httpx.HTTPError as exc:
-        raise ProjectError(f"Cannot reach the Prefect server at {url}: {exc}.") from exc
+    check_server(url)
     deployments = [
         publish_dataset.to_deployment(
             name=s.dataset,
