@@ -507,7 +507,8 @@ NETWORK_LIBRARIES = {
 # size-limited (see docs/reliability.md), as they never fetch what a stranger serves.
 OWN_SERVICES = {
     "remote.py": "mirrors published/ to the user's own fsspec target (S3, a folder)",
-    "deployments.py": "checks the health of the user's own Prefect server",
+    "runner.py": "checks the health of the user's own Prefect server (run and serve)",
+    "deployments.py": "tells the user's own Prefect server lost while serving",
 }
 
 
