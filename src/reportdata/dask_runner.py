@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,9 +90,9 @@ class _Watched:
         try:
             return self._future.result(timeout=timeout, raise_on_failure=raise_on_failure)
         except KilledWorker as exc:
-            raise self._runner.failed(exc, "its workers died running an extraction task") from exc
+            raise self._runner.failed("its workers died running an extraction task") from exc
         except (CancelledError, CommClosedError) as exc:  # the scheduler lost: tasks cancelled
-            raise self._runner.failed(exc, "the connection to it was lost") from exc
+            raise self._runner.failed("the connection to it was lost") from exc
 
 
 class LazyDaskTaskRunner(TaskRunner):
@@ -122,19 +122,17 @@ class LazyDaskTaskRunner(TaskRunner):
             try:
                 runner.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
             except Exception as exc:
-                error = self.failed(exc)
+                error = self.failed(_reason(exc))
                 with _quiet("distributed"):
                     runner.__exit__(None, None, None)
                 raise error from exc
             self._runner = runner
         return self._runner
 
-    def failed(self, exc: BaseException, reason: str | None = None) -> ClusterError:
-        """The sentence for a cluster that failed the run."""
+    def failed(self, reason: str) -> ClusterError:
+        """The sentence for a cluster that failed the run, for `reason`."""
         self._failed = True
-        return ClusterError(
-            f"Could not use {self._where()}: {reason or _reason(exc)}; nothing was published."
-        )
+        return ClusterError(f"Could not use {self._where()}: {reason}; nothing was published.")
 
     def watch(self, future: Any, timeout: float | None = None) -> None:
         """Wait for a Dask `future` (at most `timeout` s); a `ClusterError` when the scheduler
@@ -156,12 +154,12 @@ class LazyDaskTaskRunner(TaskRunner):
             try:
                 workers = len(client.nthreads())
             except Exception as exc:
-                raise self.failed(exc) from exc
+                raise self.failed(_reason(exc)) from exc
             now = time.monotonic()
             alone_since = None if workers else (alone_since or now)
             if alone_since is not None and now - alone_since >= WORKER_WAIT_S:
-                gone = f"it has had no worker for {WORKER_WAIT_S:.0f} s while tasks waited"
-                raise self.failed(TimeoutError(), gone)
+                alone = f"{WORKER_WAIT_S:.0f} s"
+                raise self.failed(f"it has had no worker for {alone} while tasks waited")
 
     def submit(self, task, parameters, wait_for=None, dependencies=None):  # type: ignore[override]
         future = self._started_runner().submit(task, parameters, wait_for, dependencies)
@@ -176,10 +174,8 @@ class LazyDaskTaskRunner(TaskRunner):
     def __exit__(self, *exc: Any) -> None:
         runner, self._runner = self._runner, None
         try:
-            if runner is not None and self._failed:
-                with _quiet("distributed"):
+            if runner is not None:
+                with _quiet("distributed") if self._failed else nullcontext():
                     runner.__exit__(*exc)
-            elif runner is not None:
-                runner.__exit__(*exc)
         finally:
             super().__exit__(*exc)

@@ -113,7 +113,7 @@ def serve(project: Project, announce=print) -> None:
     from prefect import serve as prefect_serve
 
     from flows.publish_dataset import publish_dataset
-    from reportdata.runner import check_server
+    from reportdata.runner import check_server, unreachable
 
     served = specs(project)  # a bad schedule is told before the server is looked for
     url = _api_url()
@@ -132,4 +132,4 @@ def serve(project: Project, announce=print) -> None:
     try:
         prefect_serve(*deployments, print_starting_message=False)
     except httpx.HTTPError as exc:
-        raise ProjectError(f"Cannot reach the Prefect server at {url}: {exc}.") from exc
+        raise unreachable(url, exc) from exc

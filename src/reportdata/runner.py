@@ -94,17 +94,20 @@ def check_server(url: str) -> None:
     its health check: a run or a serve against a server that is down says so at once."""
     import httpx
 
-    from reportdata.errors import ProjectError
-
     try:
         with httpx.stream("GET", url.rstrip("/") + "/health", timeout=10) as answer:
             answer.raise_for_status()
             for _ in answer.iter_bytes(chunk_size=1024):
                 break  # a few bytes say the server is there; never read an unbounded body
     except httpx.HTTPError as exc:
-        raise ProjectError(
-            f"Cannot reach the Prefect server at {url} (PREFECT_API_URL): {exc}."
-        ) from exc
+        raise unreachable(url, exc) from exc
+
+
+def unreachable(url: str, exc: BaseException) -> ReportdataError:
+    """The sentence for a Prefect server that does not answer."""
+    from reportdata.errors import ProjectError
+
+    return ProjectError(f"Cannot reach the Prefect server at {url} (PREFECT_API_URL): {exc}.")
 
 
 def run_datasets(
@@ -129,8 +132,8 @@ def run_datasets(
     publish_dataset, chunks = _flow(runner, address, workers)
     from prefect.settings import PREFECT_API_URL
 
-    if PREFECT_API_URL.value():  # without it Prefect starts a temporary server of its own
-        check_server(PREFECT_API_URL.value())
+    if url := PREFECT_API_URL.value():  # without it Prefect starts a temporary server
+        check_server(url)
 
     _quiet_user_errors()
     total = sum(len(project.sources_of(n)) + len(STAGES) - 1 for n in names)
