@@ -6,6 +6,7 @@ so that ``reportdata extract`` and ``--help`` start fast.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -411,8 +412,26 @@ _USAGE_ERRORS: tuple[type[click.ClickException], ...] = tuple(
 )
 
 
+class Stopped(SystemExit):
+    """SIGTERM, raised in the main thread so that a stopped run unwinds: its temporary
+    Prefect server, Dask cluster and helper are stopped on the way out. A SystemExit, which
+    click and Prefect let through (a KeyboardInterrupt, click turns into exit 130)."""
+
+
+def _stop_on_sigterm() -> None:
+    """Turn the first SIGTERM into `Stopped`; later ones are ignored while the run unwinds
+    (Python's default would end the process at once and orphan the servers it started)."""
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Stopped(143)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
     """Entry point: user errors become one sentence on stderr and a non-zero exit."""
+    _stop_on_sigterm()
     try:
         # Without standalone mode click returns the code of `raise typer.Exit(n)` instead of
         # exiting with it (validate's failures would otherwise exit 0).
@@ -430,6 +449,9 @@ def main() -> None:
     except ReportdataError as exc:
         _say(f"error: {exc}")
         sys.exit(exc.exit_code)
+    except Stopped:
+        _say("Stopped by SIGTERM; a version is published whole or not at all.")
+        sys.exit(143)
     except KeyboardInterrupt:
         _say("Interrupted.")
         sys.exit(130)
