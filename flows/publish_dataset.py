@@ -100,7 +100,8 @@ def _validated(project, dataset: str, extracted: pipeline.Extracted, plan: pipel
         parts = [by_source[sid] for sid in sorted(by_source)] + [
             carried[sid] for sid in sorted(carried)
         ]
-        tables = pipeline.frames(pipeline.merge(parts))
+        # A plan's few new rows are checked as row dicts: no pandas to import for them.
+        tables = (pipeline.conformed if plan else pipeline.frames)(pipeline.merge(parts))
         note = _scope(plan, by_source, current)
         report = pipeline.check(project, dataset, tables, note=note)
         blamed = pipeline.failing_sources(report, tables) if not report.ok else set()
@@ -142,11 +143,10 @@ def publish_release(
     summary = pipeline.release(
         project, dataset, tables, report, inputs=inputs, keys=keys, plan=plan, replaced=replaced
     )
-    indicators = tables["indicators"]
-    shown = indicators.loc[:, list(FIGURE_COLUMNS)].head(ARTIFACT_ROWS)
-    cut = f" (first {len(shown)} of {len(indicators)})" if len(indicators) > len(shown) else ""
+    shown, total = _figures(tables["indicators"])
+    cut = f" (first {len(shown)} of {total})" if total > len(shown) else ""
     create_table_artifact(
-        shown.to_dict(orient="records"),
+        shown,
         key=f"{_key(dataset)}-figures",
         description=f"Figures of dataset {dataset}, version {summary.version}{cut}",
     )
@@ -165,6 +165,15 @@ def publish_release(
         "new": summary.new,
         "counts": summary.counts,
     }
+
+
+def _figures(indicators) -> tuple[list[dict], int]:
+    """The first rows of the indicators table (DataFrame or row dicts) for the artifact."""
+    if isinstance(indicators, list):
+        shown = [{c: row[c] for c in FIGURE_COLUMNS} for row in indicators[:ARTIFACT_ROWS]]
+    else:
+        shown = indicators.loc[:, list(FIGURE_COLUMNS)].head(ARTIFACT_ROWS).to_dict("records")
+    return shown, len(indicators)
 
 
 @task(name="mirror-release", cache_policy=NONE)  # s3fs retries requests itself

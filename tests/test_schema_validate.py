@@ -7,16 +7,27 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import SHARED
 
+from reportdata import pipeline
+from reportdata.publish import table_rows
 from reportdata.schema import (
     TABLES,
+    conform_rows,
     field_names,
     load_schema,
     pandera_schema,
     schemas_dir,
     to_frame,
 )
-from reportdata.validate import ValidationReport, check_tables, unit_multiplier, write_report
+from reportdata.tables import DocumentInfo, rows_from_bytes
+from reportdata.validate import (
+    ValidationReport,
+    check_rows,
+    check_tables,
+    unit_multiplier,
+    write_report,
+)
 
 TEXT = "一、旅游\n全年接待游客120万人次，旅游总收入4.7亿元。"
 SENTENCE = "全年接待游客120万人次，旅游总收入4.7亿元。"
@@ -278,3 +289,123 @@ def test_report_json_and_markdown_are_written(tmp_path) -> None:
 def test_passing_report_markdown() -> None:
     markdown = check_tables(sample_tables()).to_markdown()
     assert "Validation passed" in markdown and "##" not in markdown
+
+
+# ------------------------------------------------------------------ rows without pandas
+
+
+def _records() -> dict[str, list[dict]]:
+    return {name: frame.to_dict("records") for name, frame in sample_tables().items()}
+
+
+def _dev_rows() -> dict[str, list[dict]]:
+    """The rows the extractor makes of the dev corpus's reports."""
+    rows: dict[str, list[dict]] = {name: [] for name in TABLES}
+    for n, path in enumerate(sorted((SHARED / "corpus" / "dev").glob("*.txt"))):
+        year = 2020 if n % 2 else None  # the optional integer: null and not
+        info = DocumentInfo(path.stem, "dev", "标题", "发布者", "某区", "CC0-1.0", str(path),
+                            "0" * 64, year)  # fmt: skip
+        for name, part in rows_from_bytes(info, path.read_bytes(), path.name).items():
+            rows[name] += part
+    return rows
+
+
+def test_rows_are_cast_and_sorted_as_the_dataframes_publish_them() -> None:
+    """`conform_rows` gives what `table_rows(to_frame(...))` gives: the same values of the
+    same JSON types (1 and 1.0 differ in a published file), in the same order."""
+    rows = _dev_rows()
+    rows["indicators"][0] |= {"value": 120, "value_base": 1.2e6, "char_start": 3.0}
+    rows["documents"][0] |= {"report_year": 2024.0, "subtitle": None}
+    rows["sections"][0]["plan"] = 1
+    for name in TABLES:
+        shuffled = list(reversed(rows[name]))
+        expected = table_rows(name, to_frame(name, shuffled))
+        assert json.dumps(conform_rows(name, shuffled), ensure_ascii=False) == json.dumps(
+            expected, ensure_ascii=False
+        )
+    with pytest.raises(ValueError, match="non-integral"):
+        conform_rows("sections", [{**rows["sections"][0], "ordinal": 1.5}])
+
+
+def _set(table: str, i: int, **values):
+    return lambda rows: rows[table][i].update(values)
+
+
+def _drop_a_table(rows):
+    rows["indicators"].clear()
+
+
+def _a_second_document(rows):
+    other = "二、交通\n新建公路30公里。"
+    rows["documents"].append(
+        {
+            **rows["documents"][0],
+            "document_id": "other-2024",
+            "text": other,
+            "raw_sha256": hashlib.sha256(other.encode()).hexdigest(),
+        }
+    )
+    rows["sections"].append(
+        {
+            **rows["sections"][0],
+            "section_id": "other-2024-s0",
+            "document_id": "other-2024",
+            "char_end": len(other),
+        }
+    )
+    rows["indicators"][0]["section_id"] = "other-2024-s0"  # fmt: skip
+
+
+MUTATIONS = {
+    "valid": lambda rows: None,
+    "enum": _set("documents", 0, format="doc"),
+    "required string empty": _set("documents", 0, title=""),
+    "required string null": _set("indicators", 1, subject=None),
+    "required number null": _set("indicators", 0, value=None, value_base=None),
+    "optional string null": _set("documents", 0, reporter=None),
+    "pattern": _set("documents", 0, raw_sha256="abc"),
+    "pattern of an optional string": _set("indicators", 1, period="24"),
+    "minimum": _set("documents", 0, report_year=1800),
+    "maximum": _set("documents", 0, report_year=2200),
+    "integer minimum": _set("sections", 0, ordinal=-1),
+    "empty key": _set("documents", 0, document_id=""),
+    "duplicate key": lambda rows: rows["indicators"].append(dict(rows["indicators"][0])),
+    "value_base": _set("indicators", 0, value_base=120.0),
+    "quantity_text": _set("indicators", 1, quantity_text="4.7亿"),
+    "span": _set("indicators", 1, char_end=len(TEXT) + 5),
+    "span outside its section": _set("sections", 0, char_end=10),
+    "section of another document": _a_second_document,
+    "foreign keys": lambda rows: (
+        _set("sections", 0, document_id="nowhere")(rows),
+        _set("indicators", 1, section_id="nowhere-s9")(rows),
+    ),
+    "no indicators": _drop_a_table,
+}
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_rows_are_checked_as_pandera_checks_dataframes(mutation: str) -> None:
+    """`check_rows` (no pandas: a run that replaces a few reports) finds exactly what
+    `check_tables` finds, with the same checks, keys, columns and messages."""
+    rows = _records()
+    MUTATIONS[mutation](rows)
+    by_pandera = check_tables({name: to_frame(name, rows[name]) for name in TABLES})
+    by_rows = check_rows(pipeline.conformed(rows))
+    assert (by_rows.ok, by_rows.counts) == (by_pandera.ok, by_pandera.counts)
+    assert by_pandera.ok == (mutation in ("valid", "no indicators"))
+
+    def key(error: dict) -> str:
+        return json.dumps(error, ensure_ascii=False, sort_keys=True)
+
+    assert sorted(map(key, by_rows.errors)) == sorted(map(key, by_pandera.errors))
+
+
+def test_every_mutation_at_once_and_the_dev_corpus() -> None:
+    rows = _records()
+    for mutation in MUTATIONS.values():
+        mutation(rows)
+    for tables in (rows, _dev_rows()):
+        by_pandera = check_tables({name: to_frame(name, tables[name]) for name in TABLES})
+        by_rows = check_rows(pipeline.conformed(tables))
+        assert sorted(map(str, by_rows.errors)) == sorted(map(str, by_pandera.errors))
+        assert by_rows.counts == by_pandera.counts

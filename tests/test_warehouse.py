@@ -1223,3 +1223,26 @@ def test_a_version_that_appears_before_the_append_is_installed_gets_a_build(
     path = published / "demo" / "demo.duckdb"
     assert [v for v, _ in held_versions(path)] == ["0.9.0", first, second]
     assert everything(path) == everything(rebuilt(published / "demo", tmp_path))
+
+
+@pytest.mark.parametrize("count", [3, 1001])
+def test_few_rows_go_in_as_parameters_and_many_through_a_dataframe_alike(count, monkeypatch):
+    """The versions and changes tables get the same values either way: parameters (up to
+    FEW_ROWS: no pandas for a small version) or a DataFrame (more rows)."""
+    from reportdata import warehouse
+
+    rows = [
+        ("1.0.1", None if i % 3 else "1.0.0", "indicators", "changed", f'{{"id": "k{i}"}}',
+         None if i % 5 == 0 else f"doc-{i}", "value", "12.5" if i % 2 else None, "中文,\"引号\"")
+        for i in range(count)
+    ]  # fmt: skip
+    names = [c[0] for c in warehouse._CHANGES_COLUMNS]
+    tables = []
+    for few in (count, count - 1):  # as parameters; through a DataFrame
+        monkeypatch.setattr(warehouse, "FEW_ROWS", few)
+        with duckdb.connect() as con:
+            warehouse._create_side_table(con, "changes", warehouse._CHANGES_COLUMNS, [], "c")
+            warehouse._insert_rows(con, "changes", names, rows)
+            tables.append(con.sql("SELECT * FROM changes ORDER BY key").fetchall())
+    assert tables[0] == tables[1]
+    assert sorted(tables[0], key=lambda r: r[4]) == sorted(rows, key=lambda r: r[4])

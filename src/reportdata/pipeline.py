@@ -163,12 +163,18 @@ def failing_sources(report, tables) -> set[str] | None:
 
     owners: dict[tuple[str, str], str] = {}
     for name in TABLES:
-        frame = tables[name]
+        table = tables[name]
         key = primary_key(name)
-        if len(key) != 1 or "document_id" not in frame:
+        if len(key) != 1:
             continue
-        for k, doc in zip(frame[key[0]].astype(str), frame["document_id"].astype(str), strict=True):
-            owners[(name, k)] = doc
+        if isinstance(table, list):  # row dicts (`conformed`)
+            pairs = ((row.get(key[0]), row.get("document_id")) for row in table)
+        elif "document_id" in table:
+            pairs = zip(table[key[0]].tolist(), table["document_id"].tolist(), strict=True)
+        else:
+            continue
+        for k, doc in pairs:
+            owners[(name, str(k))] = str(doc)
     blamed: set[str] = set()
     for error in report.errors:
         owner = owners.get((error["table"], str(error.get("key"))))
@@ -325,17 +331,25 @@ def frames(rows: Rows):
     return {name: to_frame(name, rows.get(name, [])) for name in TABLES}
 
 
+def conformed(rows: Rows) -> Rows:
+    """The tables as row dicts cast to their schemas, in their order: what `frames` holds,
+    without pandas (for the few rows of a run that replaces some reports)."""
+    from reportdata.schema import TABLES, conform_rows
+
+    return {name: conform_rows(name, rows.get(name, []), sort=False) for name in TABLES}
+
+
 def check(project: Project, dataset: str, tables, note: str = ""):
     """Validate the tables and write the report under reports/<dataset>/ (JSON and Markdown;
     ``note`` says what the tables cover when it is not the whole dataset).
 
     Returns the report; the caller decides what a failure means (see :func:`require_valid`).
     """
-    from reportdata.validate import check_tables, write_report
+    from reportdata import validate
 
-    report = check_tables(tables)
+    report = validate.check(tables)
     report.note = note
-    write_report(report, project.reports_dir / dataset)
+    validate.write_report(report, project.reports_dir / dataset)
     return report
 
 

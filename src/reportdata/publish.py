@@ -71,7 +71,16 @@ from reportdata.fsutil import (
     remove_temp_siblings,
 )
 from reportdata.memory import give_back
-from reportdata.schema import TABLES, conform, fields, load_schema, primary_key
+from reportdata.schema import (
+    EXACT_INT,
+    TABLES,
+    conform,
+    conform_rows,
+    fields,
+    json_value,
+    load_schema,
+    primary_key,
+)
 
 if TYPE_CHECKING:  # pandas and the validators load only when a version is written: a rerun
     import pandas as pd  # with nothing new never needs them
@@ -88,7 +97,6 @@ CHANGES = "changes.json"
 CHANGELOG = "CHANGELOG.md"
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_EXACT_INT = 2**53
 
 
 @dataclass
@@ -125,25 +133,9 @@ def format_number(value: float) -> str:
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"cannot publish the non-finite number {value!r}")
-    if value.is_integer() and abs(value) < _EXACT_INT:
+    if value.is_integer() and abs(value) < EXACT_INT:
         return str(int(value))
     return repr(value)
-
-
-def _json_value(value: Any, ftype: str, na: Any = None) -> Any:
-    """A cell as a JSON value: None for nulls (``na``: pandas' NA), int for integral numbers."""
-    if value is None or value is na or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if ftype == "integer":
-        return int(value)
-    if ftype == "number":
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"cannot publish the non-finite number {number!r}")
-        return int(number) if number.is_integer() and abs(number) < _EXACT_INT else number
-    if ftype == "boolean":
-        return bool(value)
-    return str(value)
 
 
 def _csv_cell(value: Any) -> str:
@@ -172,9 +164,13 @@ def table_rows(name: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     columns = [frame[n].tolist() for n, _ in specs]
     na = pd.NA
     return [
-        {n: _json_value(v, t, na) for (n, t), v in zip(specs, values, strict=True)}
+        {n: json_value(v, t, na) for (n, t), v in zip(specs, values, strict=True)}
         for values in zip(*columns, strict=True)
     ]
+
+
+def _rows(name: str, table: pd.DataFrame | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return conform_rows(name, table) if isinstance(table, list) else table_rows(name, table)
 
 
 def render_csv(name: str, rows: list[dict[str, Any]]) -> bytes:
@@ -583,7 +579,7 @@ def _now() -> str:
 
 
 def publish(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, pd.DataFrame] | Mapping[str, list[dict[str, Any]]],
     info: DatasetInfo,
     published_dir: Path,
     *,
@@ -599,15 +595,17 @@ def publish(
     (ISO 8601) defaults to now in UTC. Raises `PublishError` when the folder is unwritable.
     With `base` (the newest version, read by `read_base`), `tables` hold the rows of
     the `replaced` sources only and the other rows are the base's (see `reportdata.delta`).
+    `tables` are DataFrames or lists of row dicts (a run that replaces a few reports' rows
+    imports no pandas).
     """
     if not _NAME_RE.fullmatch(info.name):
         raise PublishError(
             f"Dataset name {info.name!r} must be lower-case letters, digits, '-' or '_'."
         )
     if report is None:  # the caller's report of these same tables saves a second check
-        from reportdata.validate import check_tables
+        from reportdata.validate import check
 
-        report = check_tables(tables)
+        report = check(tables)
     if not report.ok:
         raise ValidationFailed(f"Nothing was published: {report.summary()}")
     created = created or _now()
@@ -628,7 +626,7 @@ def publish(
 
 
 def _publish_locked(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, pd.DataFrame] | Mapping[str, list[dict[str, Any]]],
     info: DatasetInfo,
     published_dir: Path,
     dataset_dir: Path,
@@ -641,7 +639,7 @@ def _publish_locked(
         shutil.rmtree(leftover, ignore_errors=True)
     for written in (dataset_dir / CHANGELOG, dataset_dir / LATEST):
         remove_temp_siblings(written)  # this dataset's lock is held: only crashed writes
-    rows = {name: table_rows(name, tables[name]) for name in TABLES}  # conformed, sorted
+    rows = {name: _rows(name, tables[name]) for name in TABLES}  # conformed, sorted
     rendered = {name: (render_csv(name, rows[name]), render_json(rows[name])) for name in TABLES}
     counts = {name: len(rows[name]) for name in TABLES}
     metadata = _metadata(info)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -125,6 +126,38 @@ def _checks(field: dict[str, Any]) -> list[pa.Check]:
     return checks
 
 
+_VALUE_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "pattern": lambda v, b: isinstance(v, str) and re.fullmatch(b, v) is not None,
+    "enum": lambda v, b: v in b,
+    "minimum": lambda v, b: v >= b,
+    "maximum": lambda v, b: v <= b,
+    "exclusiveMinimum": lambda v, b: v > b,
+    "exclusiveMaximum": lambda v, b: v < b,
+    "minLength": lambda v, b: len(v) >= b,
+    "maxLength": lambda v, b: len(v) <= b,
+}
+
+
+def value_checks(field: dict[str, Any]) -> list[tuple[str, Callable[[Any], bool]]]:
+    """The checks of `_checks` as (name, test of one non-null value) pairs, for rows checked
+    without pandas (`validate.check_rows`); an optional string's "" passes them all."""
+    cons = field.get("constraints", {})
+    checks: list[tuple[str, Callable[[Any], bool]]] = []
+    if _field_type(field) == "string" and cons.get("required"):
+        checks.append(("required", lambda v: len(v) > 0))
+    for cname, test in _VALUE_TESTS.items():
+        if cname in cons:
+            checks.append((cname, functools.partial(test, b=cons[cname])))
+    return checks
+
+
+def nullable(field: dict[str, Any]) -> bool:
+    """Whether the field may hold null: an optional field that is not a string (optional
+    strings hold "" instead)."""
+    required = bool(field.get("constraints", {}).get("required"))
+    return not required and _field_type(field) != "string"
+
+
 def pandera_schema(name: str) -> pa.DataFrameSchema:
     """pandera schema of table `name`, derived from its Table Schema.
 
@@ -144,7 +177,7 @@ def pandera_schema(name: str) -> pa.DataFrameSchema:
         columns[field["name"]] = pa.Column(
             _PANDAS_DTYPES[ftype] if ftype != "boolean" or required else "boolean",
             checks=_checks(field),
-            nullable=not required and ftype != "string",
+            nullable=nullable(field),
             unique=bool(cons.get("unique")) or key == [field["name"]],
             coerce=ftype in ("integer", "number"),
             description=field.get("description"),
@@ -185,6 +218,50 @@ def to_frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
     return conform(name, pd.DataFrame.from_records(list(rows), columns=field_names(name)))
+
+
+EXACT_INT = 2**53
+"""Floats below this in magnitude are exact: integral ones are published as integers."""
+
+
+def json_value(value: Any, ftype: str, na: Any = None) -> Any:
+    """A cell of a field of type `ftype` as a JSON value: None for nulls (``na``: pandas' NA),
+    int for integral numbers. Raises ValueError for what the type cannot hold."""
+    if value is None or value is na or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if ftype == "integer":
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"cannot hold the non-integral {value!r} in an integer field")
+        return int(value)
+    if ftype == "number":
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"cannot publish the non-finite number {number!r}")
+        return int(number) if number.is_integer() and abs(number) < EXACT_INT else number
+    if ftype == "boolean":
+        return bool(value)
+    return str(value)
+
+
+def _last_if_null(value: Any) -> tuple[bool, Any]:
+    return (True, 0) if value is None else (False, value)
+
+
+def conform_rows(
+    name: str, rows: Iterable[Mapping[str, Any]], *, sort: bool = True
+) -> list[dict[str, Any]]:
+    """Rows of table `name` as JSON-ready dicts: schema fields in order (a missing one is
+    null), values cast to their field's type, sorted by the primary key (nulls last) unless
+    `sort` is false.
+
+    What `to_frame` and `publish.table_rows` make of the same rows, without pandas: a run
+    that replaces a few reports' rows never imports it (tests/test_schema_validate.py)."""
+    specs = [(f["name"], _field_type(f)) for f in _read_schema(name)["fields"]]
+    out = [{n: json_value(row.get(n), t) for n, t in specs} for row in rows]
+    key = primary_key(name)
+    if key and sort:
+        out.sort(key=lambda row: tuple(_last_if_null(row[k]) for k in key))
+    return out
 
 
 def quote_ident(name: str) -> str:

@@ -13,17 +13,27 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-from pandera.errors import SchemaErrors
+from typing import TYPE_CHECKING, Any
 
 from reportdata.fsutil import atomic_write_bytes
-from reportdata.schema import TABLES, field_names, fields, pandera_schema, primary_key
+from reportdata.schema import (
+    TABLES,
+    field_names,
+    fields,
+    nullable,
+    pandera_schema,
+    primary_key,
+    value_checks,
+)
 from reportdata.units import resolve
+
+if TYPE_CHECKING:  # imported where used: rows are checked without them (`check_rows`)
+    import pandas as pd
+    from pandera.errors import SchemaErrors
 
 MARKDOWN_ROWS = 50
 """At most this many rows of each failing check are listed in the Markdown report."""
@@ -120,19 +130,52 @@ def _py(value: Any) -> Any:
     """A plain Python value for messages and JSON (numpy scalars unwrapped, NA as None)."""
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    pd = sys.modules.get("pandas")  # only a DataFrame's cells can be pandas' NA
+    if pd is not None and (value is pd.NA or value is pd.NaT):
+        return None
     return value
 
 
-def _row_key(name: str, frame: pd.DataFrame, i: int) -> str:
+class Columns:
+    """A table's columns as lists, each taken when first asked for: from a DataFrame
+    (`of_frame`) or from row dicts (`of_rows`), so the cross-field checks serve both."""
+
+    def __init__(self, names: Iterable[str], size: int, take: Callable[[str], list[Any]]):
+        self.names, self.size, self._take = set(names), size, take
+        self._cache: dict[str, list[Any]] = {}
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame) -> Columns:
+        return cls(map(str, frame.columns), len(frame), lambda c: frame[c].tolist())
+
+    @classmethod
+    def of_rows(cls, name: str, rows: list[Mapping[str, Any]]) -> Columns:
+        numbers = {f["name"] for f in fields(name) if f.get("type") == "number"}
+
+        def take(column: str) -> list[Any]:  # numbers as floats, as in a float64 column
+            values = [row.get(column) for row in rows]
+            if column in numbers:
+                return [None if v is None else float(v) for v in values]
+            return values
+
+        return cls(field_names(name), len(rows), take)
+
+    def __contains__(self, column: object) -> bool:
+        return column in self.names
+
+    def __getitem__(self, column: str) -> list[Any]:
+        if column not in self._cache:
+            self._cache[column] = self._take(column)
+        return self._cache[column]
+
+
+def _row_key(name: str, table: Columns, i: int) -> str:
     """A readable key of row `i`: its primary key value(s), else its position ("row 3")."""
     key = primary_key(name)
-    if key and all(k in frame.columns for k in key):
-        values = [_py(frame[k].iat[i]) for k in key]
+    if key and all(k in table for k in key):
+        values = [_py(table[k][i]) for k in key]
         if all(v is not None and v != "" for v in values):
             return "/".join(str(v) for v in values)
     return f"row {i}"
@@ -151,6 +194,7 @@ _CHECK_NAMES = {
 def _pandera_errors(name: str, frame: pd.DataFrame, exc: SchemaErrors) -> list[dict[str, Any]]:
     """Turn pandera's failure cases into report rows with readable messages."""
     specs = {f["name"]: f for f in fields(name)}
+    table = Columns.of_frame(frame)
     out = []
     for case in exc.failure_cases.to_dict("records"):
         raw = str(case["check"])
@@ -166,20 +210,7 @@ def _pandera_errors(name: str, frame: pd.DataFrame, exc: SchemaErrors) -> list[d
         if check == "required" and value is None and not cons.get("required"):
             check = "not_null"  # an optional string without value is "", never null
         in_frame = index is not None and 0 <= int(index) < len(frame)
-        key = _row_key(name, frame, int(index)) if in_frame else None
-        messages = {
-            "required": "is empty but required" if value == "" else "is null but required",
-            "not_null": 'is null; an optional string without value must be ""',
-            "unique": f"{value!r} occurs more than once",
-            "primary_key": f"primary key {key!r} occurs more than once",
-            "missing_column": f"column {value!r} of the schema is missing",
-            "extra_column": f"column {value!r} is not in the schema",
-            "column_order": f"column {value!r} is out of the schema's order",
-            "pattern": f"{value!r} does not match the pattern {cons.get('pattern')!r}",
-            "enum": f"{value!r} is not one of {cons.get('enum')}",
-            "minimum": f"{value!r} is below the minimum {cons.get('minimum')!r}",
-            "maximum": f"{value!r} is above the maximum {cons.get('maximum')!r}",
-        }
+        key = _row_key(name, table, int(index)) if in_frame else None
         if check == "type":
             expected = spec.get("type", "?")
             message = (
@@ -188,9 +219,27 @@ def _pandera_errors(name: str, frame: pd.DataFrame, exc: SchemaErrors) -> list[d
                 else f"{value!r} is not a {expected}"
             )
         else:
-            message = messages.get(check, f"{value!r} fails the check {raw}")
+            message = _message(check, value, cons, key)
         out.append(_error(name, check, key, column, message))
     return out
+
+
+def _message(check: str, value: Any, cons: Mapping[str, Any], key: str | None) -> str:
+    """What a failed schema check says about a value (``key``: its row's key)."""
+    messages = {
+        "required": "is empty but required" if value == "" else "is null but required",
+        "not_null": 'is null; an optional string without value must be ""',
+        "unique": f"{value!r} occurs more than once",
+        "primary_key": f"primary key {key!r} occurs more than once",
+        "missing_column": f"column {value!r} of the schema is missing",
+        "extra_column": f"column {value!r} is not in the schema",
+        "column_order": f"column {value!r} is out of the schema's order",
+        "pattern": f"{value!r} does not match the pattern {cons.get('pattern')!r}",
+        "enum": f"{value!r} is not one of {cons.get('enum')}",
+        "minimum": f"{value!r} is below the minimum {cons.get('minimum')!r}",
+        "maximum": f"{value!r} is above the maximum {cons.get('maximum')!r}",
+    }
+    return messages.get(check, f"{value!r} fails the check {check}")
 
 
 def _dedupe(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -204,8 +253,8 @@ def _dedupe(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _has(frame: pd.DataFrame | None, *columns: str) -> bool:
-    return frame is not None and all(c in frame.columns for c in columns)
+def _has(table: Columns | None, *columns: str) -> bool:
+    return table is not None and all(c in table for c in columns)
 
 
 def _int(value: Any) -> int | None:
@@ -220,11 +269,11 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _col(frame: pd.DataFrame, column: str) -> list[Any]:
-    return frame[column].tolist()
+def _col(table: Columns, column: str) -> list[Any]:
+    return table[column]
 
 
-def _foreign_key_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+def _foreign_key_errors(frames: Mapping[str, Columns]) -> list[dict[str, Any]]:
     """(d) sections and indicators name a document that exists; indicators a section."""
     errors = []
     targets = {"document_id": "documents", "section_id": "sections"}
@@ -244,7 +293,7 @@ def _foreign_key_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, An
     return errors
 
 
-def _span_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+def _span_errors(frames: Mapping[str, Columns]) -> list[dict[str, Any]]:
     """Spans inside their document's text; (b) quantity_text is the text at its span;
     (c) an indicator's section belongs to its document and holds its span."""
     docs, secs, inds = (frames.get(n) for n in TABLES)
@@ -301,7 +350,7 @@ def _span_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
     return errors
 
 
-def _value_base_errors(inds: pd.DataFrame | None) -> list[dict[str, Any]]:
+def _value_base_errors(inds: Columns | None) -> list[dict[str, Any]]:
     """(a) value_base is value times the multiplier of the unit (relative tolerance 1e-9)."""
     names = ("value", "value_base", "unit", "unit_base")
     if not _has(inds, *names):
@@ -330,7 +379,7 @@ def _value_base_errors(inds: pd.DataFrame | None) -> list[dict[str, Any]]:
     return errors
 
 
-def _cross_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+def _cross_errors(frames: Mapping[str, Columns]) -> list[dict[str, Any]]:
     """The checks a Table Schema cannot say; each runs only when its columns are there."""
     return (
         _foreign_key_errors(frames)
@@ -339,26 +388,104 @@ def _cross_errors(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
     )
 
 
-def check_tables(tables: Mapping[str, pd.DataFrame]) -> ValidationReport:
-    """Validate the tables against their schemas (all failures collected) and each other."""
-    errors: list[dict[str, Any]] = []
-    counts: dict[str, int] = {}
-    frames: dict[str, pd.DataFrame] = {}
+def _table_errors(tables: Mapping[str, Any]) -> list[dict[str, Any]]:
+    errors = []
     for name in sorted(set(tables) - set(TABLES)):
         errors.append(_error(name, "unknown_table", None, None, f"{name!r} is not a table"))
     for name in TABLES:
         if name not in tables:
             errors.append(_error(name, "missing_table", None, None, f"table {name!r} is missing"))
+    return errors
+
+
+def check(tables: Mapping[str, Any]) -> ValidationReport:
+    """`check_rows` for tables of row dicts, `check_tables` for DataFrames."""
+    if all(isinstance(table, list) for table in tables.values()):
+        return check_rows(tables)
+    return check_tables(tables)
+
+
+def check_tables(tables: Mapping[str, pd.DataFrame]) -> ValidationReport:
+    """Validate DataFrames against their schemas with pandera (all failures collected) and
+    against each other."""
+    from pandera.errors import SchemaErrors
+
+    errors = _table_errors(tables)
+    counts: dict[str, int] = {}
+    frames: dict[str, Columns] = {}
+    for name in TABLES:
+        if name not in tables:
             continue
         frame = tables[name].reset_index(drop=True)
         counts[name] = len(frame)
         try:
-            frames[name] = pandera_schema(name).validate(frame, lazy=True)
+            frame = pandera_schema(name).validate(frame, lazy=True)
         except SchemaErrors as exc:
             errors.extend(_pandera_errors(name, frame, exc))
-            frames[name] = frame
+        frames[name] = Columns.of_frame(frame)
     errors = _dedupe(errors + _cross_errors(frames))
     return ValidationReport(ok=not errors, errors=errors, counts=counts)
+
+
+def check_rows(tables: Mapping[str, list[dict[str, Any]]]) -> ValidationReport:
+    """Validate tables of row dicts (cast by `schema.conform_rows`) without pandas: the
+    checks of `check_tables`, with its check names, keys and messages.
+
+    For the few rows of a run that replaces some reports, whose pandas and pandera imports
+    cost more than the check (its version's new rows also meet Frictionless before they are
+    published). Types and columns are the schema's by construction: the cast raised if not.
+    tests/test_schema_validate.py checks both ways agree on every kind of failure."""
+    errors = _table_errors(tables)
+    counts: dict[str, int] = {}
+    frames: dict[str, Columns] = {}
+    for name in TABLES:
+        if name in tables:
+            counts[name] = len(tables[name])
+            frames[name] = Columns.of_rows(name, tables[name])
+            errors.extend(_constraint_errors(name, frames[name]))
+    errors = _dedupe(errors + _cross_errors(frames))
+    return ValidationReport(ok=not errors, errors=errors, counts=counts)
+
+
+def _constraint_errors(name: str, table: Columns) -> list[dict[str, Any]]:
+    """What the pandera schema of `name` finds in a table of cast values: nulls, constraint
+    checks (optional strings' "" passes them), unique columns and the primary key."""
+    errors = []
+    key = primary_key(name)
+    for spec in fields(name):
+        column, cons = spec["name"], spec.get("constraints", {})
+        required = bool(cons.get("required"))
+        optional_string = spec.get("type", "string") == "string" and not required
+        checks = value_checks(spec)
+        for i, value in enumerate(table[column]):
+            found = []
+            if value is None:
+                if not nullable(spec):
+                    found.append("required" if required else "not_null")
+            elif not (optional_string and value == ""):
+                found = [check for check, test in checks if not test(value)]
+            for check in found:
+                message = _message(check, value, cons, None)
+                errors.append(_error(name, check, _row_key(name, table, i), column, message))
+        if cons.get("unique") or key == [column]:
+            errors += _duplicates(name, table, [column], "unique")
+    if len(key) > 1:
+        errors += _duplicates(name, table, key, "primary_key")
+    return errors
+
+
+def _duplicates(name: str, table: Columns, columns: list[str], check: str) -> list[dict]:
+    values = list(zip(*(table[c] for c in columns), strict=True))
+    seen: dict[tuple, int] = {}
+    for value in values:
+        seen[value] = seen.get(value, 0) + 1
+    errors = []
+    for i, value in enumerate(values):
+        if seen[value] > 1:
+            key = _row_key(name, table, i)
+            column = columns[0] if len(columns) == 1 else None
+            errors.append(_error(name, check, key, column, _message(check, value[0], {}, key)))
+    return errors
 
 
 def _frictionless_key(error: Mapping[str, Any], key_at: list[int]) -> str | None:
