@@ -44,9 +44,13 @@ ARTIFACT_ROWS = 500  # the figures table artifact shows this many rows at most
 def pull_sources(project: Project, dataset: str) -> dict:
     """Fetch every source of the dataset into raw/, several at a time; returns the new
     snapshots' ids, the failures and the snapshot in force of every source pulled."""
-    results, failures = pipeline.pull_sources(
-        project, project.sources_of(dataset), on_done=lambda sid: emit("pull", sid)
-    )
+
+    def done(sid: str, result) -> None:
+        emit("pull", sid)
+        if result is not None and result.new:  # this run may publish: Frictionless loads
+            package_check.start()  # meanwhile, on a core the pulls may leave idle
+
+    results, failures = pipeline.pull_sources(project, project.sources_of(dataset), on_done=done)
     new = sorted(sid for sid, r in results.items() if r.new)
     not_modified = sum(1 for r in results.values() if getattr(r, "not_modified", False))
     get_run_logger().info(

@@ -277,9 +277,14 @@ def test_three_hundred_unchanged_reports_cost_only_their_conditional_requests(
 
     from reportdata import package_check, pipeline
 
-    helpers: list[str] = []  # a Frictionless helper starts only for a run that will publish
+    helpers: set[int] = set()  # a Frictionless helper starts only for a run that will publish
     real_start = package_check.start
-    monkeypatch.setattr(package_check, "start", lambda: helpers.append("") or real_start())
+
+    def start() -> None:  # asked at each new snapshot and before extracting: started once
+        real_start()
+        helpers.update(helper.pid for helper in package_check._HELPER)
+
+    monkeypatch.setattr(package_check, "start", start)
     checked_here: list[str] = []  # and the package is checked there, not in the run's process
     real_check = package_check.raw_check
     monkeypatch.setattr(

@@ -75,7 +75,8 @@ def pull_sources(
     project: Project, sources: list[Source], workers: int = 8, on_done=None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Pull every source, several at a time over one HTTP client (connections kept open);
-    returns (results, failures) by source id.
+    returns (results, failures) by source id. ``on_done(id, result)`` hears of each source
+    as it is done (result None when it failed).
 
     A source that cannot be pulled is recorded with its sentence; the others go on.
     """
@@ -103,7 +104,7 @@ def pull_sources(
             else:
                 failures[sid] = error
             if on_done is not None:
-                on_done(sid)
+                on_done(sid, result)
     return results, failures
 
 
