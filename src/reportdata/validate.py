@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -142,13 +143,13 @@ class Columns:
     """A table's columns as lists, each taken when first asked for: from a DataFrame
     (`of_frame`) or from row dicts (`of_rows`), so the cross-field checks serve both."""
 
-    def __init__(self, names: Iterable[str], size: int, take: Callable[[str], list[Any]]):
-        self.names, self.size, self._take = set(names), size, take
+    def __init__(self, names: Iterable[str], take: Callable[[str], list[Any]]):
+        self.names, self._take = set(names), take
         self._cache: dict[str, list[Any]] = {}
 
     @classmethod
     def of_frame(cls, frame: pd.DataFrame) -> Columns:
-        return cls(map(str, frame.columns), len(frame), lambda c: frame[c].tolist())
+        return cls(map(str, frame.columns), lambda c: frame[c].tolist())
 
     @classmethod
     def of_rows(cls, name: str, rows: list[Mapping[str, Any]]) -> Columns:
@@ -160,7 +161,7 @@ class Columns:
                 return [None if v is None else float(v) for v in values]
             return values
 
-        return cls(field_names(name), len(rows), take)
+        return cls(field_names(name), take)
 
     def __contains__(self, column: object) -> bool:
         return column in self.names
@@ -476,9 +477,7 @@ def _constraint_errors(name: str, table: Columns) -> list[dict[str, Any]]:
 
 def _duplicates(name: str, table: Columns, columns: list[str], check: str) -> list[dict]:
     values = list(zip(*(table[c] for c in columns), strict=True))
-    seen: dict[tuple, int] = {}
-    for value in values:
-        seen[value] = seen.get(value, 0) + 1
+    seen = Counter(values)
     errors = []
     for i, value in enumerate(values):
         if seen[value] > 1:
