@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -392,3 +393,14 @@ def test_a_local_resource_may_not_leave_its_folder(published: Path, tmp_path: Pa
     with pytest.raises(DownloadError, match=r"'indicators'.*leads outside"):
         download(str(source / "datapackage.json"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_address_nobody_answers_at_says_why(tmp_path: Path) -> None:
+    """A refused connection is named as such, not by httpx's class name (ConnectError)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/{DATASET}/{VERSION}/datapackage.json"
+    out = tmp_path / "out"
+    line = one_error_line(run_cli("download", url, "--to", str(out), cwd=tmp_path))
+    assert line.endswith("could not be reached (connection refused)."), line
+    assert not out.exists()

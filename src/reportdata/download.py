@@ -388,6 +388,9 @@ class _Fetcher:
             raise DownloadError(
                 f"{what} is truncated: the connection closed before the whole file arrived."
             ) from exc
+        except httpx.ConnectError as exc:  # "[Errno 111] Connection refused": the reason
+            reason = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).lower() or "no connection"
+            raise DownloadError(f"{what} could not be reached ({reason}).") from exc
         except httpx.HTTPError as exc:
             raise DownloadError(f"{what} could not be fetched: {exc.__class__.__name__}.") from exc
         except httpx.InvalidURL as exc:
