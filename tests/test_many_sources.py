@@ -59,6 +59,10 @@ def _checked_again(*args, **kwargs):
     raise AssertionError("the base version was checked again")
 
 
+def _no_frames(*args, **kwargs):
+    raise AssertionError("a version built on the newest one made DataFrames of its rows")
+
+
 @pytest.fixture
 def counted(monkeypatch):
     """Count the reports the extractor really reads (cache hits are not counted)."""
@@ -211,6 +215,7 @@ def test_only_changed_sources_are_extracted_again(
     with monkeypatch.context() as patched:  # 1.0.0's files are as its run wrote them (noted)
         patched.setattr(delta, "hashlib", SimpleNamespace(sha256=_checked_again))
         patched.setattr(delta, "_indexed_blocks", _checked_again)
+        patched.setattr(pipeline, "frames", _no_frames)  # its rows are checked as row dicts
         changed = publish_dataset("county", str(tmp_path), chunks=3)
     assert counted == ["brief-5"]
     assert read == ["brief-5"]  # the other sources' rows are not even read: kept from 1.0.0
@@ -243,6 +248,7 @@ def test_only_changed_sources_are_extracted_again(
         return rows
 
     monkeypatch.setattr(pipeline, "extract_source", invalid)
+    monkeypatch.setattr(pipeline, "frames", _no_frames)  # blamed among row dicts
     read.clear()
     broken = publish_dataset("county", str(tmp_path))
     assert (broken["version"], broken["new"]) == ("1.0.1", False)
