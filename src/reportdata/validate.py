@@ -455,13 +455,13 @@ def _constraint_errors(name: str, table: Columns) -> list[dict[str, Any]]:
     key = primary_key(name)
     for spec in fields(name):
         column, cons = spec["name"], spec.get("constraints", {})
-        required = bool(cons.get("required"))
+        required, may_be_null = bool(cons.get("required")), nullable(spec)
         optional_string = spec.get("type", "string") == "string" and not required
         checks = value_checks(spec)
         for i, value in enumerate(table[column]):
             found = []
             if value is None:
-                if not nullable(spec):
+                if not may_be_null:
                     found.append("required" if required else "not_null")
             elif not (optional_string and value == ""):
                 found = [check for check, test in checks if not test(value)]
