@@ -170,10 +170,12 @@ def _clone(tmp: Path, name: str) -> Path:
 
 
 def _published_digests(root: Path, suffixes: tuple[str, ...]) -> dict[str, str]:
+    """Digests of the published files (not the hidden ones: locks and the warehouse build's
+    memo of file stamps, which are never mirrored or listed)."""
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((root / "published").rglob("*"))
-        if p.is_file() and p.suffix in suffixes
+        if p.is_file() and p.suffix in suffixes and not p.name.startswith(".")
     }
 
 

@@ -1246,3 +1246,94 @@ def test_few_rows_go_in_as_parameters_and_many_through_a_dataframe_alike(count, 
             tables.append(con.sql("SELECT * FROM changes ORDER BY key").fetchall())
     assert tables[0] == tables[1]
     assert sorted(tables[0], key=lambda r: r[4]) == sorted(rows, key=lambda r: r[4])
+
+
+# ---------------------------------------------------------------------------- the build's memo
+
+
+@pytest.fixture
+def descriptors_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders whose datapackage.json the warehouse parses, in order."""
+    from reportdata import warehouse
+
+    calls: list[str] = []
+    real = warehouse._read_json
+
+    def counting(path: Path) -> Any:
+        if path.name == "datapackage.json":
+            calls.append(path.parent.name)
+        return real(path)
+
+    monkeypatch.setattr(warehouse, "_read_json", counting)
+    return calls
+
+
+@pytest.fixture
+def catalogs_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each time the catalog a rebuild would create is made in an in-memory database."""
+    from reportdata import warehouse
+
+    calls: list[int] = []
+    real = warehouse._made_catalog
+
+    def counting(sql: list[str]) -> str:
+        calls.append(len(sql))
+        return real(sql)
+
+    monkeypatch.setattr(warehouse, "_made_catalog", counting)
+    return calls
+
+
+def test_a_publish_reads_no_descriptor_it_read_before(
+    three_published: dict[str, Any],
+    tmp_path: Path,
+    descriptors_read: list[str],
+    catalogs_made: list[int],
+    rebuilds: list[str],
+) -> None:
+    from reportdata.warehouse_memo import memo_path
+
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    memo_path(dataset_dir / "demo.duckdb").unlink()  # start without a memo
+    old = ["1.0.0", "1.1.0", "1.1.1"]
+    path = build_warehouse(dataset_dir, "demo")
+    assert sorted(descriptors_read) == old and len(catalogs_made) == 1
+    descriptors_read.clear()
+    catalogs_made.clear()
+
+    fourth = _publish(dataset_dir.parent, rows_v1(), "2025-04-01T00:00:00Z")
+    assert fourth == "2.0.0" and rebuilds == []
+    assert not set(descriptors_read) & set(old)  # only the new version's own descriptor
+    assert catalogs_made == []  # the same tables as before: the catalog's digest remembered
+    assert everything(path) == everything(rebuilt(dataset_dir, tmp_path / "ref"))
+
+    # a descriptor written again (same bytes, new stamp) is read again
+    package = dataset_dir / "1.1.0" / "datapackage.json"
+    package.write_bytes(package.read_bytes())
+    descriptors_read.clear()
+    build_warehouse(dataset_dir, "demo")
+    assert descriptors_read == ["1.1.0"]
+
+
+def test_a_broken_or_lying_memo_costs_a_rebuild_not_a_wrong_file(
+    three_published: dict[str, Any], tmp_path: Path, rebuilds: list[str]
+) -> None:
+    from reportdata.warehouse_memo import FORMAT, memo_path
+
+    dataset_dir = dataset_copy(three_published, tmp_path, held=2)
+    want = everything(rebuilt(dataset_dir, tmp_path / "ref"))
+    memo = memo_path(dataset_dir / "demo.duckdb")
+
+    memo.write_text("{not json")
+    rebuilds.clear()
+    path = build_warehouse(dataset_dir, "demo")
+    assert rebuilds == [] and everything(path) == want  # appended as without a memo
+    data = json.loads(memo.read_text())
+    assert data["format"] == FORMAT and sorted(data["versions"]) == ["1.0.0", "1.1.0", "1.1.1"]
+
+    # a memo whose catalog digests are wrong: the file no longer looks appendable
+    shutil.copyfile(str(three_published["after"]).format(2), path)
+    data["catalogs"] = {key: "0" * 64 for key in data["catalogs"]}
+    memo.write_text(json.dumps(data))
+    build_warehouse(dataset_dir, "demo")
+    assert rebuilds == ["1.1.1"] and everything(path) == want

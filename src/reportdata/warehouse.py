@@ -46,7 +46,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 
@@ -63,6 +63,7 @@ from reportdata.schema import (
     quote_ident,
     quote_literal,
 )
+from reportdata.warehouse_memo import Memo, digest
 
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _JSON_OBJECT_MIN = 16 * 1024 * 1024  # DuckDB's default maximum_object_size
@@ -161,6 +162,12 @@ ORDER BY s.document_id, s.ordinal;""",
 """(question, SQL) pairs answered by the warehouse, for the README."""
 
 
+class _Executes(Protocol):
+    """A DuckDB connection, or anything else that takes SQL text (see `_Recorder`)."""
+
+    def execute(self, sql: str, /) -> object: ...
+
+
 @dataclass(frozen=True)
 class _Version:
     """A complete version folder with its descriptor and, once read, its changes.json."""
@@ -220,13 +227,19 @@ def build_warehouse(
         raise PublishError(f"Dataset folder {dataset_dir} does not exist.")
     with _build_lock(target):
         _remove_leftovers(target)
-        versions = _read_versions(dataset_dir, held or {})
-        if not versions:
-            raise PublishError(f"Dataset {dataset!r} has no published version in {dataset_dir}.")
-        if latest is None or latest not in {v.version for v in versions}:
-            latest = _latest(dataset_dir, versions)
-        if not _append_to_copy(target, versions, latest):
-            _rebuild(target, [_with_changes(v) for v in versions], latest)
+        memo = Memo(target)
+        try:
+            versions = _read_versions(dataset_dir, held or {}, memo)
+            if not versions:
+                raise PublishError(
+                    f"Dataset {dataset!r} has no published version in {dataset_dir}."
+                )
+            if latest is None or latest not in {v.version for v in versions}:
+                latest = _latest(dataset_dir, versions)
+            if not _append_to_copy(target, versions, latest, memo):
+                _rebuild(target, [_with_changes(v) for v in versions], latest)
+        finally:
+            memo.save()
     return target
 
 
@@ -279,14 +292,19 @@ def prepare_append(
     the rename, and reports what went wrong.
     """
     try:
-        with _build_lock(warehouse_path(dataset_dir, dataset)):
-            return _prepare(Path(dataset_dir), dataset, folder, held or {})
+        target = warehouse_path(dataset_dir, dataset)
+        with _build_lock(target):
+            memo = Memo(target)
+            try:
+                return _prepare(Path(dataset_dir), dataset, folder, held or {}, memo)
+            finally:
+                memo.save()
     except Exception:  # the build after the rename does it again, or says why it cannot
         return None
 
 
 def _prepare(
-    dataset_dir: Path, dataset: str, folder: Path, held: Mapping[str, bytes]
+    dataset_dir: Path, dataset: str, folder: Path, held: Mapping[str, bytes], memo: Memo
 ) -> PreparedAppend | None:
     target = warehouse_path(dataset_dir, dataset)
     _remove_leftovers(target)
@@ -294,7 +312,7 @@ def _prepare(
         return None
     package = _read_json(folder / "datapackage.json")
     version = str(package["version"])
-    existing = _read_versions(dataset_dir, held)
+    existing = _read_versions(dataset_dir, held, memo)
     if not _VERSION_RE.fullmatch(version) or not existing:
         return None
     mine = {
@@ -305,6 +323,7 @@ def _prepare(
     new = _with_changes(_Version(version, folder, package, None, mine))
     if new.parts <= existing[-1].parts:
         return None
+    memo.remember(version, folder / "datapackage.json", package)
     versions = [*existing, new]
     tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
     names = tuple(v.version for v in versions)
@@ -313,7 +332,7 @@ def _prepare(
         shutil.copyfile(target, tmp)
         con = duckdb.connect(str(tmp))
         try:
-            now = _held_state(con, versions)
+            now = _held_state(con, versions, memo)
             usable = now is not None and now.count == len(existing)
             if now is not None and usable:
                 con.begin()
@@ -410,7 +429,7 @@ def _rebuild(target: Path, versions: list[_Version], latest: str) -> None:
         _commit_and_replace(con, tmp, target)
 
 
-def _append_to_copy(target: Path, versions: list[_Version], latest: str) -> bool:
+def _append_to_copy(target: Path, versions: list[_Version], latest: str, memo: Memo) -> bool:
     """Append the versions `target` lacks to a copy of it and put the copy in place.
 
     Returns False, writing nothing, when the file cannot be appended to (see `_held_state`);
@@ -427,7 +446,7 @@ def _append_to_copy(target: Path, versions: list[_Version], latest: str) -> bool
         except duckdb.Error:
             return False
         try:
-            held = _held_state(con, versions)
+            held = _held_state(con, versions, memo)
             if held is None or (held.count == len(versions) and held.latest == latest):
                 con.close()
                 return held is not None
@@ -448,15 +467,19 @@ def _read_json(path: Path) -> Any:
         raise PublishError(f"Cannot read {path}: {exc}.") from exc
 
 
-def _read_versions(dataset_dir: Path, held: Mapping[str, bytes]) -> list[_Version]:
-    """Complete version folders (N.N.N holding datapackage.json), oldest first, with their
-    descriptors but not their changes.json (see `_with_changes`), and the bytes of their
-    files in `held` (by path in the dataset folder)."""
+def _read_versions(dataset_dir: Path, held: Mapping[str, bytes], memo: Memo) -> list[_Version]:
+    """Complete version folders (N.N.N holding datapackage.json), oldest first, with what the
+    warehouse reads of their descriptors (from `memo` while unchanged) but not their
+    changes.json (see `_with_changes`), and the bytes of their files in `held` (by path in
+    the dataset folder)."""
     out = []
     for folder in dataset_dir.iterdir():
         if not (_VERSION_RE.fullmatch(folder.name) and (folder / "datapackage.json").is_file()):
             continue
-        package = _read_json(folder / "datapackage.json")
+        try:
+            package = memo.descriptor(folder, _read_json)
+        except FileNotFoundError:  # removed since listed
+            continue
         if not isinstance(package, dict):
             raise PublishError(f"The descriptor of version {folder.name} is not a JSON object.")
         mine = {
@@ -465,6 +488,7 @@ def _read_versions(dataset_dir: Path, held: Mapping[str, bytes]) -> list[_Versio
             if path.split("/", 1)[0] == folder.name and "/" in path
         }
         out.append(_Version(folder.name, folder, package, None, mine))
+    memo.forget_others({v.version for v in out})
     return sorted(out, key=lambda v: v.parts)
 
 
@@ -493,7 +517,7 @@ def _column_type(field: dict[str, Any]) -> str:
 
 
 def _create_table(
-    con: duckdb.DuckDBPyConnection,
+    con: _Executes,
     table: str,
     columns: list[tuple[str, str, bool]],
     key: list[str],
@@ -517,9 +541,7 @@ def _history(table: str) -> str:
     return f"{table}_history"
 
 
-def _create_data_table(
-    con: duckdb.DuckDBPyConnection, table: str, versions: list[_Version]
-) -> None:
+def _create_data_table(con: _Executes, table: str, versions: list[_Version]) -> None:
     """The history table of a schema table (NOT NULL where every version requires the
     column) and its view of every version's rows."""
     key = primary_key(table)
@@ -796,7 +818,7 @@ def _same_bytes(a: list[_Piece], b: list[_Piece]) -> bool:
     return True
 
 
-def _create_latest_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def _create_latest_view(con: _Executes, table: str) -> None:
     """View ``latest_<table>``: the rows of the version marked latest, without `version`."""
     view = quote_ident(f"latest_{table}")
     columns = ", ".join(quote_ident(f["name"]) for f in fields(table))
@@ -843,7 +865,7 @@ def _insert_rows(
 
 
 def _create_side_table(
-    con: duckdb.DuckDBPyConnection,
+    con: _Executes,
     table: str,
     spec: tuple[tuple[str, str, bool, str], ...],
     key: list[str],
@@ -855,7 +877,7 @@ def _create_side_table(
     _create_table(con, table, columns, key, comments, comment)
 
 
-def _create_schema(con: duckdb.DuckDBPyConnection, versions: list[_Version]) -> None:
+def _create_schema(con: _Executes, versions: list[_Version]) -> None:
     """The empty tables and views of a warehouse of `versions` (descriptors suffice)."""
     _create_side_table(
         con, "versions", _VERSIONS_COLUMNS, ["version"], "One row a published version."
@@ -928,14 +950,35 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> list[list[tuple]]:
     return [con.execute(sql).fetchall() for sql in _CATALOG_QUERIES]
 
 
-def _expected_catalog(versions: list[_Version]) -> list[list[tuple]]:
-    """The catalog a rebuild of `versions` would create, from an empty in-memory database."""
+class _Recorder:
+    """Takes the place of a connection to collect the SQL a function would run."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def execute(self, sql: str) -> None:
+        self.sql.append(sql)
+
+
+def _made_catalog(sql: list[str]) -> str:
+    """The digest of the catalog `sql` creates in an empty in-memory database."""
     with duckdb.connect(":memory:") as con:
-        _create_schema(con, versions)
-        return _catalog(con)
+        for statement in sql:
+            con.execute(statement)
+        return digest(_catalog(con))
 
 
-def _held_state(con: duckdb.DuckDBPyConnection, versions: list[_Version]) -> _Held | None:
+def _expected_catalog(versions: list[_Version], memo: Memo) -> str:
+    """The digest of the catalog a rebuild of `versions` would create (remembered by the
+    digest of its SQL and the DuckDB version)."""
+    recorder = _Recorder()
+    _create_schema(recorder, versions)
+    return memo.catalog(recorder.sql, duckdb.__version__, _made_catalog)
+
+
+def _held_state(
+    con: duckdb.DuckDBPyConnection, versions: list[_Version], memo: Memo
+) -> _Held | None:
     """What the warehouse open on `con` holds, when appending to it gives the contents a
     rebuild would; else None.
 
@@ -944,7 +987,7 @@ def _held_state(con: duckdb.DuckDBPyConnection, versions: list[_Version]) -> _He
     `versions`, each created when its folder says.
     """
     try:
-        if _catalog(con) != _expected_catalog(versions):
+        if digest(_catalog(con)) != _expected_catalog(versions, memo):
             return None
         held = con.execute(
             "SELECT version, created, is_latest, seq FROM versions ORDER BY major, minor, patch"

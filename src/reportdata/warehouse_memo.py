@@ -1,0 +1,124 @@
+"""What a warehouse build remembers between publishes, so that its cost does not grow with
+the number of versions: each version's descriptor facts, and the catalog a rebuild makes.
+
+A publish checks the warehouse it appends to against every version folder: the versions'
+``created`` and the schemas of their tables (from each ``datapackage.json``, 120 KB or more
+at a thousand sources, mostly its sources list), and the catalog a rebuild would create. The
+memo keeps, in a hidden file beside the warehouse, each descriptor's facts with the stamp of
+the file they were read from (`delta.file_stamp`: size, inode, times), and the digests of
+catalogs by the digest of the SQL that creates them. A descriptor whose stamp differs is
+read again; a memo that cannot be read is ignored and rewritten. Only the build that holds
+the warehouse's build lock reads or writes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from reportdata.delta import file_stamp
+from reportdata.fsutil import atomic_write_bytes, remove_temp_siblings
+
+FORMAT = 1
+_CATALOGS_KEPT = 4  # digests of the catalogs of the last few schemas
+
+
+def memo_path(warehouse: Path) -> Path:
+    """The memo of the warehouse file `warehouse` (hidden: never mirrored or listed)."""
+    return warehouse.with_name(f".{warehouse.name}.memo.json")
+
+
+def slim(package: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a descriptor the warehouse reads: ``created`` and each resource's name
+    and schema (not its sources, files or hashes)."""
+    resources = [
+        {"name": r.get("name"), "schema": r.get("schema")}
+        for r in package.get("resources") or []
+        if isinstance(r, dict)
+    ]
+    return {"created": package.get("created"), "resources": resources}
+
+
+class Memo:
+    """The memo of one warehouse, loaded at the start of a build and saved at its end."""
+
+    def __init__(self, warehouse: Path) -> None:
+        self.path = memo_path(warehouse)
+        self._versions: dict[str, dict[str, Any]] = {}
+        self._catalogs: dict[str, str] = {}
+        self._dirty = False
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            data = json.loads(self.path.read_bytes())
+            if data.get("format") == FORMAT:
+                self._versions = {
+                    str(k): v
+                    for k, v in data["versions"].items()
+                    if isinstance(v, dict) and isinstance(v.get("package"), dict)
+                }
+                self._catalogs = {str(k): str(v) for k, v in data["catalogs"].items()}
+
+    def descriptor(self, folder: Path, read: Any) -> Any:
+        """The slim descriptor of the version in `folder`: remembered while its
+        datapackage.json keeps the stamp it had when read, else ``read(path)`` (the parsed
+        JSON; a non-object is returned as it is, unremembered)."""
+        path = folder / "datapackage.json"
+        known = self._versions.get(folder.name)
+        if known is not None and known.get("stamp") == file_stamp(path.stat()):
+            return known["package"]
+        before = file_stamp(path.stat())
+        package = read(path)
+        if not isinstance(package, dict):
+            return package
+        package = slim(package)
+        if file_stamp(path.stat()) == before:  # not rewritten while read
+            self._versions[folder.name] = {"stamp": before, "package": package}
+            self._dirty = True
+        return package
+
+    def remember(self, name: str, path: Path, package: dict[str, Any]) -> None:
+        """Remember the descriptor at `path` (a publisher's temporary folder, renamed later
+        to the version folder `name`: the rename keeps its file's stamp), read as `package`."""
+        with contextlib.suppress(OSError):
+            self._versions[name] = {"stamp": file_stamp(path.stat()), "package": slim(package)}
+            self._dirty = True
+
+    def forget_others(self, names: set[str]) -> None:
+        """Drop the facts of versions no longer in the dataset folder."""
+        gone = set(self._versions) - names
+        for name in gone:
+            del self._versions[name]
+        self._dirty = self._dirty or bool(gone)
+
+    def catalog(self, sql: list[str], version: str, make: Any) -> str:
+        """The digest of the catalog that running `sql` on an empty database (DuckDB
+        `version`) creates: remembered, else ``make(sql)``."""
+        key = hashlib.sha256("\n;\n".join([version, *sql]).encode("utf-8")).hexdigest()
+        digest = self._catalogs.get(key)
+        if digest is None:
+            digest = make(sql)
+            self._catalogs = {
+                k: v for k, v in list(self._catalogs.items())[-(_CATALOGS_KEPT - 1) :]
+            }
+            self._catalogs[key] = digest
+            self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        """Write the memo if it changed; a memo that cannot be written is left (the next
+        build reads the descriptors again)."""
+        if not self._dirty:
+            return
+        data = {"format": FORMAT, "versions": self._versions, "catalogs": self._catalogs}
+        with contextlib.suppress(OSError):
+            remove_temp_siblings(self.path)
+            atomic_write_bytes(self.path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
+            self._dirty = False
+
+
+def digest(value: Any) -> str:
+    """A digest of a JSON-able value (tuples as lists; other values as their text)."""
+    text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
