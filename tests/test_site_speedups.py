@@ -483,3 +483,30 @@ def test_a_duckdb_file_not_current_or_unreadable_leaves_the_charts_to_the_json(
     (published / "county/county.duckdb").write_bytes(b"not a database" * 100)
     assert warehouse_charts(published, county) is None
     assert dataset_page(published, county, catalog) == stale
+
+
+# ---------------------------------------------------------------------------- reuse
+
+
+def test_a_reused_entry_parses_no_descriptor(
+    published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_catalog(published)
+    honest = build_catalog(published)
+    parsed = _watch(monkeypatch, published, "read_json")
+    assert build_catalog(published) == honest
+    descriptors = [p for p in parsed if p.endswith("datapackage.json")]
+    assert descriptors == ["county/1.1.0/datapackage.json"]  # the newest's title, once
+
+
+def test_an_entry_pointing_outside_its_version_is_made_again(published: Path) -> None:
+    write_catalog(published)
+    honest = build_catalog(published)
+    path = published / "catalog.json"
+    catalog = json.loads(path.read_text("utf-8"))
+    resource = _dataset(catalog)["versions"][-1]["resources"][0]
+    copy = published / "county" / "elsewhere.csv"  # the same bytes, outside the version
+    copy.write_bytes((published / resource["path"]).read_bytes())
+    resource["path"] = resource["url"] = "county/elsewhere.csv"
+    path.write_text(json.dumps(catalog), "utf-8")
+    assert build_catalog(published) == honest

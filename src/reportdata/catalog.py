@@ -7,7 +7,7 @@ entry also carries ``reasons``, the first 20 reasons of its changes.json (what t
 changed, in words), and ``reasons_total``, how many it lists: the pages show the history
 without reading any changes.json. A published version never changes, so the entry of a
 version whose datapackage.json and file sizes are those the previous catalog.json recorded
-is taken from there, not hashed and counted again.
+is taken from there, not hashed and counted again, nor its descriptor parsed.
 Paths are POSIX paths relative to the folder holding ``catalog.json``; ``url`` is the path,
 or the base URL joined with it. The same tree always gives the same bytes: nothing depends on
 the clock.
@@ -188,19 +188,24 @@ def _listed(version_dir: Path, prefix: str, package: dict[str, Any]) -> list[tup
     return out
 
 
-def _reusable(root: Path, old: Any, datapackage: dict, listed: list[tuple[str, str, str]]) -> bool:
+def _reusable(root: Path, prefix: str, old: Any, datapackage: dict) -> bool:
     """Whether ``old`` (the previous catalog's entry of this version) still describes it: the
-    same datapackage.json, the same resources, each file of the recorded size."""
+    same datapackage.json bytes (so the same resources: the entry was made from, or checked
+    against, a descriptor with that hash), each file in the version's folder and of the
+    recorded size."""
     try:
         if (old["datapackage"]["hash"], old["datapackage"]["bytes"]) != (
             datapackage["hash"],
             datapackage["bytes"],
         ):
             return False
-        if [(r["name"], r["path"], r["format"]) for r in old["resources"]] != listed:
-            return False
-        return all((root / r["path"]).stat().st_size == r["bytes"] for r in old["resources"])
-    except (KeyError, TypeError, OSError):
+        for r in old["resources"]:
+            path = PurePosixPath(r["path"])
+            inside = path.parts[:2] == tuple(prefix.split("/")) and ".." not in path.parts
+            if not inside or (root / path).stat().st_size != r["bytes"]:
+                return False
+        return True
+    except (KeyError, TypeError, AttributeError, OSError):
         return False
 
 
@@ -235,19 +240,19 @@ def _version_entry(
     files: Mapping[str, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
     prefix = f"{name}/{version}"
-    package = read_json(root / prefix / "datapackage.json")
-    if not isinstance(package, dict):
-        raise PublishError(f"{root / prefix / 'datapackage.json'} is not a JSON object.")
-    listed = _listed(root / prefix, prefix, package)
     datapackage = _file_entry(root, f"{prefix}/datapackage.json", linker)
     changes_path = root / prefix / CHANGES
-    if old is not None and _reusable(root, old, datapackage, listed):
+    if old is not None and _reusable(root, prefix, old, datapackage):  # no descriptor parsed
         resources = [{**r, "url": linker.url(r["path"])} for r in old["resources"]]
         history = _kept_history(old)
         if history is None:  # a catalog written before entries held reasons
             history = history_of(read_json(changes_path) if changes_path.is_file() else None)
         created, changes_rel = old.get("created"), old.get("changes")
     else:
+        package = read_json(root / prefix / "datapackage.json")
+        if not isinstance(package, dict):
+            raise PublishError(f"{root / prefix / 'datapackage.json'} is not a JSON object.")
+        listed = _listed(root / prefix, prefix, package)
         changes = read_json(changes_path) if changes_path.is_file() else None
         history = history_of(changes)
         changes_rel = f"{prefix}/{CHANGES}" if changes is not None else None
