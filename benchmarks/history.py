@@ -162,9 +162,14 @@ def main() -> None:
     ap.add_argument("--versions", type=int, default=100)
     ap.add_argument("--write", action="store_true", help="write docs/benchmarks.md's section")
     ap.add_argument("--note", default="", help="a sentence to add under the table")
+    ap.add_argument("--keep", type=Path, help="publish into this (new) folder and keep it")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="history-") as tmp:
-        timings = run(args.reports, args.versions, Path(tmp))
+    if args.keep:
+        args.keep.mkdir(parents=True)
+        timings = run(args.reports, args.versions, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="history-") as tmp:
+            timings = run(args.reports, args.versions, Path(tmp))
     lines = table(timings, args.reports)
     print("\n".join(lines))
     if args.write:
