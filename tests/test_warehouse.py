@@ -1313,6 +1313,9 @@ def test_a_publish_reads_no_descriptor_it_read_before(
     descriptors_read.clear()
     build_warehouse(dataset_dir, "demo")
     assert descriptors_read == ["1.1.0"]
+    memo = json.loads(memo_path(dataset_dir / "demo.duckdb").read_text())
+    assert sorted(memo["versions"]) == [*old, "2.0.0"]
+    assert len(memo["schemas"]) == len(TABLES)  # shared by every version: stored once
 
 
 def test_a_broken_or_lying_memo_costs_a_rebuild_not_a_wrong_file(

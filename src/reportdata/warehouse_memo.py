@@ -22,7 +22,7 @@ from typing import Any
 from reportdata.delta import file_stamp
 from reportdata.fsutil import atomic_write_bytes, remove_temp_siblings
 
-FORMAT = 1
+FORMAT = 2
 _CATALOGS_KEPT = 4  # digests of the catalogs of the last few schemas
 
 
@@ -32,12 +32,12 @@ def memo_path(warehouse: Path) -> Path:
 
 
 def slim(package: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a descriptor the warehouse reads: ``created`` and each resource's name
-    and schema (not its sources, files or hashes)."""
+    """The parts of a descriptor the warehouse reads: ``created`` and the name and schema of
+    each resource with a schema (not its sources, files or hashes)."""
     resources = [
-        {"name": r.get("name"), "schema": r.get("schema")}
+        {"name": r.get("name"), "schema": r["schema"]}
         for r in package.get("resources") or []
-        if isinstance(r, dict)
+        if isinstance(r, dict) and isinstance(r.get("schema"), dict)
     ]
     return {"created": package.get("created"), "resources": resources}
 
@@ -50,14 +50,10 @@ class Memo:
         self._versions: dict[str, dict[str, Any]] = {}
         self._catalogs: dict[str, str] = {}
         self._dirty = False
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
             data = json.loads(self.path.read_bytes())
             if data.get("format") == FORMAT:
-                self._versions = {
-                    str(k): v
-                    for k, v in data["versions"].items()
-                    if isinstance(v, dict) and isinstance(v.get("package"), dict)
-                }
+                self._versions = _unpacked(data["versions"], data["schemas"])
                 self._catalogs = {str(k): str(v) for k, v in data["catalogs"].items()}
 
     def descriptor(self, folder: Path, read: Any) -> Any:
@@ -111,11 +107,45 @@ class Memo:
         build reads the descriptors again)."""
         if not self._dirty:
             return
-        data = {"format": FORMAT, "versions": self._versions, "catalogs": self._catalogs}
+        versions, schemas = _packed(self._versions)
+        data = {
+            "format": FORMAT,
+            "versions": versions,
+            "schemas": schemas,
+            "catalogs": self._catalogs,
+        }
         with contextlib.suppress(OSError):
             remove_temp_siblings(self.path)
             atomic_write_bytes(self.path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
             self._dirty = False
+
+
+def _packed(
+    versions: dict[str, dict[str, Any]],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Versions with each table schema replaced by its digest, and the schemas by digest:
+    versions mostly share their schemas, so the memo grows by a line a version."""
+    schemas: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for name, known in versions.items():
+        package = known["package"]
+        resources = []
+        for resource in package["resources"]:
+            key = digest(resource["schema"])
+            schemas[key] = resource["schema"]
+            resources.append([resource["name"], key])
+        out[name] = {"stamp": known["stamp"], "created": package["created"], "resources": resources}
+    return out, schemas
+
+
+def _unpacked(versions: dict[str, Any], schemas: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The memo's versions as `_packed` took them."""
+    out = {}
+    for name, known in versions.items():
+        resources = [{"name": r, "schema": schemas[key]} for r, key in known["resources"]]
+        package = {"created": known["created"], "resources": resources}
+        out[str(name)] = {"stamp": list(known["stamp"]), "package": package}
+    return out
 
 
 def digest(value: Any) -> str:
