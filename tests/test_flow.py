@@ -223,6 +223,7 @@ def test_cli_run_without_a_server_then_rerun_publishes_nothing(project_copy, tmp
     assert "unchanged" in again.stdout
     assert sorted(p.name for p in (project_copy / "published/lixia").iterdir()) == [
         ".lixia.duckdb.lock",
+        ".lixia.duckdb.memo.json",
         ".publish.lock",
         "1.0.0",
         "CHANGELOG.md",

@@ -326,8 +326,12 @@ def _called(node: ast.AST) -> str:
 QUOTERS = {"quote_ident", "quote_literal"}
 # Variables that hold SQL that is not a name and so cannot be quoted, reviewed by hand:
 # (module, function) -> names. _create_table's column types come from _column_type (a fixed
-# table of DuckDB types) or are constants at every call.
-TRUSTED_VARIABLES = {("warehouse.py", "_create_table"): {"t"}}
+# table of DuckDB types) or are constants at every call. _made_catalog runs the statements a
+# `_Recorder` took from `_create_schema`'s own execute calls, each checked here where it is built.
+TRUSTED_VARIABLES = {
+    ("warehouse.py", "_create_table"): {"t"},
+    ("warehouse.py", "_made_catalog"): {"statement"},
+}
 # Calls whose result is SQL text of our own making, checked elsewhere: DuckDB type names from
 # a fixed table, numbers, the schema DDL and the warehouse's document condition (both built
 # with quote_ident/quote_literal; see test_the_trusted_builders_quote_what_they_are_given).
