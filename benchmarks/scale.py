@@ -231,6 +231,15 @@ class Page:
     modified: float
 
 
+class _Listener(ThreadingHTTPServer):
+    """A threaded HTTP server with a web server's listen backlog. socketserver's default of
+    5 drops the SYNs of a client that opens 8 connections at once, which it then sends again
+    after a second (the kernel's first retransmission timeout): a stall no real server
+    (nginx: 511) would cause."""
+
+    request_queue_size = 128
+
+
 class ReportServer:
     """A threaded HTTP server of the reports, answering conditional requests with 304."""
 
@@ -241,7 +250,7 @@ class ReportServer:
         base = time.time() - 86400
         for path, report in self.reports.items():
             self.pages[path] = self._page(report, base)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = _Listener(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

@@ -41,6 +41,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 ZIP = b"PK\x03\x04" + bytes(range(256)) * 4
 
 
+FLIGHT: dict = {"lock": threading.Lock(), "now": 0, "most": 0}
+
+
 class FaultServer:
     """A 127.0.0.1 server answering each request with the next mode of its script."""
 
@@ -58,6 +61,12 @@ class FaultServer:
 
     def url(self, path: str = "/report.txt") -> str:
         return self.base + path
+
+    def in_flight(self, step: int) -> None:
+        """Count the slow answers being given at once (shared by the servers in `FLIGHT`)."""
+        with FLIGHT["lock"]:
+            FLIGHT["now"] += step
+            FLIGHT["most"] = max(FLIGHT["most"], FLIGHT["now"])
 
     def next_mode(self, headers: dict[str, str]) -> str:
         self.requests.append(headers)
@@ -122,6 +131,14 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(b"a" * PARTIAL)
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
+
+        def mode_slow(self, mode: str) -> None:  # the report, after a fifth of a second
+            server.in_flight(+1)
+            try:
+                server.release.wait(0.2)
+                self.mode_ok(mode)
+            finally:
+                server.in_flight(-1)
 
         def mode_loop(self, mode: str) -> None:
             self.head(302, 0, Location=self.path)
@@ -511,3 +528,90 @@ def test_no_validators_are_sent_when_the_snapshot_file_is_gone(tmp_path: Path, s
 
     assert "if-none-match" not in server.requests[1]
     assert again.snapshot.path(project.raw_dir).read_bytes() == BODY
+
+
+# ------------------------------------------------------------------------------ many at once
+
+# One source a script; together they take every path a pull can end by.
+SCRIPTS = (
+    ("ok",),
+    ("slow",),
+    ("slow",),
+    ("slow",),
+    ("slow",),
+    ("status:503", "ok"),
+    ("status:503:2", "slow"),
+    ("status:404",),
+    ("status:500",),
+    ("short", "ok"),
+    ("reset", "reset", "ok"),
+    ("stall", "ok"),
+    ("midstall",),
+    ("loop",),
+    ("typed:image/png:png",),
+    ("typed:application/zip:zip",),
+)
+
+
+def _outcomes(bases: list[str], results: dict, failures: dict) -> dict[str, str]:
+    """Each source's outcome, its server's address replaced by one placeholder."""
+    out = {sid: f"stored {r.snapshot.sha256} new={r.new}" for sid, r in results.items()}
+    for sid, sentence in failures.items():
+        for base in bases:
+            sentence = sentence.replace(base, "http://server")
+        out[sid] = sentence
+    return out
+
+
+def _many(root: Path, serve) -> tuple[object, list[str], list[FaultServer]]:
+    servers = [serve(*script) for script in SCRIPTS]
+    lines = ["datasets:\n  demo:\n    title: 县里的数字\n    licence: CC-BY-4.0\nsources:\n"]
+    for i, server in enumerate(servers):
+        lines.append(f"  - id: s{i:02d}\n    dataset: demo\n    url: {server.url()}\n")
+    root.mkdir()
+    (root / "sources.yaml").write_text("".join(lines), encoding="utf-8")
+    return load(root), [s.base for s in servers], servers
+
+
+def test_many_pulls_at_once_end_as_each_does_alone(
+    tmp_path: Path, serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportdata import pipeline
+    from reportdata import pull as pull_module
+
+    alone_clock, many_clock = Clock(), Clock()
+    settings = {"read_timeout": 0.3, "attempts": 3, "base_delay": 1.0}
+
+    project, bases, servers = _many(tmp_path / "alone", serve)
+    results, failures = {}, {}
+    for source in project.sources:
+        try:
+            results[source.id] = pull(project, source, fast(alone_clock, **settings))
+        except PullError as exc:
+            failures[source.id] = str(exc)
+        except InputError as exc:
+            failures[source.id] = str(exc)
+    alone = _outcomes(bases, results, failures)
+    alone_requests = [len(s.requests) for s in servers]
+
+    project, bases, servers = _many(tmp_path / "many", serve)
+    monkeypatch.setattr(pull_module, "POLICY", fast(many_clock, **settings))
+    heard: list[tuple[str, bool, str]] = []
+
+    def on_done(sid: str, result: object) -> None:
+        heard.append((sid, result is not None, threading.current_thread().name))
+
+    FLIGHT.update(now=0, most=0)
+    results, failures = pipeline.pull_sources(project, project.sources, workers=3, on_done=on_done)
+
+    assert _outcomes(bases, results, failures) == alone
+    assert list(results) + list(failures) != [] and set(results) | set(failures) == set(alone)
+    assert list(results) == [s.id for s in project.sources if s.id in results]  # in order
+    assert [len(s.requests) for s in servers] == alone_requests  # the same attempts
+    # backoffs that overlap are waited out together, never longer than one by one
+    assert max(many_clock.waits) > 0 and sum(many_clock.waits) < sum(alone_clock.waits)
+    assert FLIGHT["most"] == 3  # three at a time, never more
+    assert sorted(sid for sid, _, _ in heard) == sorted(alone)
+    assert {thread for _, _, thread in heard} == {threading.current_thread().name}
+    assert {sid for sid, ok, _ in heard if ok} == set(results)
+    assert sum("stored" in outcome for outcome in alone.values()) >= 8

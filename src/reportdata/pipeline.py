@@ -74,38 +74,60 @@ def extract_source(project: Project, source: Source, snapshot: Snapshot | None =
 def pull_sources(
     project: Project, sources: list[Source], workers: int = 8, on_done=None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Pull every source, several at a time over one HTTP client (connections kept open);
-    returns (results, failures) by source id. ``on_done(id, result)`` hears of each source
-    as it is done (result None when it failed).
+    """Pull every source; returns (results, failures) by source id, in the sources' order.
+    ``on_done(id, result)`` hears of each source as it is done, in this thread (result None
+    when it failed).
 
-    A source that cannot be pulled is recorded with its sentence; the others go on.
+    Up to ``workers`` URLs are fetched at a time, all over one libcurl multi handle driven
+    from this thread (connections kept open, no thread a transfer); new bytes are stored,
+    and sources that are files read, by ``workers`` threads meanwhile. A source that cannot
+    be pulled is recorded with its sentence; the others go on.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
-    from reportdata.pull import HttpClient, pull
+    from reportdata import pull as pulling
 
     workers = max(1, workers)
-    client = HttpClient()
-
-    def one(source: Source):
-        try:
-            return source.id, pull(project, source, client=client), None
-        except ReportdataError as exc:
-            return source.id, None, str(exc)
-        except OSError as exc:
-            return source.id, None, f"Source {source.id!r} could not be stored: {exc}."
-
+    policy = pulling.POLICY
     results: dict[str, Any] = {}
     failures: dict[str, str] = {}
-    with client, ThreadPoolExecutor(max_workers=workers) as pool:
-        for sid, result, error in pool.map(one, sources):
-            if error is None:
-                results[sid] = result
+    storing: dict[Future, Source] = {}
+
+    def settle(source: Source, result: Any, error: BaseException | None) -> None:
+        if error is None:
+            results[source.id] = result
+        elif isinstance(error, ReportdataError):
+            failures[source.id] = str(error)
+        elif isinstance(error, OSError):
+            failures[source.id] = f"Source {source.id!r} could not be stored: {error}."
+        else:
+            raise error
+        if on_done is not None:
+            on_done(source.id, result if error is None else None)
+
+    def stored(future: Future) -> None:
+        error = future.exception()
+        settle(storing.pop(future), None if error else future.result(), error)
+
+    with pulling.HttpClient() as client, ThreadPoolExecutor(max_workers=workers) as pool:
+        for source in sources:
+            if not source.url:
+                storing[pool.submit(pulling.pull, project, source)] = source
+        jobs = [(s, pulling.pull_steps(project, s, policy)) for s in sources if s.url]
+        for source, got, error in client.run_many(jobs, workers, policy):
+            if error is None and not isinstance(got, pulling.PullResult):
+                storing[pool.submit(pulling.store_fetched, project, source, got)] = source
             else:
-                failures[sid] = error
-            if on_done is not None:
-                on_done(sid, result)
-    return results, failures
+                settle(source, got, error)
+            for future in [f for f in storing if f.done()]:
+                stored(future)
+        for future in as_completed(list(storing)):
+            stored(future)
+    order = [s.id for s in sources]
+    return (
+        {i: results[i] for i in order if i in results},
+        {i: failures[i] for i in order if i in failures},
+    )
 
 
 def extract_sources(project: Project, sources: list[Source]) -> Extracted:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -26,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 from reportdata import __version__
 from reportdata import read as _read
-from reportdata.errors import InputError, PullError
+from reportdata.errors import InputError, PullError, ReportdataError
 from reportdata.fsutil import atomic_write_bytes, atomic_write_text
 from reportdata.project import Project, Source, safe_relative
 from reportdata.read import read_bytes
@@ -361,12 +364,7 @@ class HttpClient:
             return got
         import pycurl
 
-        curl = pycurl.Curl()
-        curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without signals: safe in threads
-        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        curl.setopt(pycurl.FOLLOWLOCATION, 0)  # _attempt follows redirects, boundedly
-        curl.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding libcurl can decode
-        curl.setopt(pycurl.CAINFO, _ca_file())
+        curl = self.new_handle()
         multi = pycurl.CurlMulti()
         got = self._local.handle = (curl, multi)
         with self._lock:
@@ -378,30 +376,62 @@ class HttpClient:
     ) -> _Exchange:
         """One request to ``url`` and its answer; raises a PullError or a _Transient whose
         sentence names ``name`` (the source's address, before any redirect)."""
-        import pycurl
-
         curl, multi = self._handle()
-        ex = _Exchange(name, policy, deadline)
-        sent = {**_HEADERS, **headers}
-        curl.setopt(pycurl.URL, url)
-        curl.setopt(pycurl.PROXY, self._proxy(url))
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(policy.connect_timeout * 1000)))
-        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in sent.items()])
-        curl.setopt(pycurl.PREREQFUNCTION, ex.on_connected)
-        curl.setopt(pycurl.HEADERFUNCTION, ex.on_header)
-        curl.setopt(pycurl.WRITEFUNCTION, ex.on_body)
+        ex = self._start(curl, _Request(url, headers, deadline, name), policy)
         multi.add_handle(curl)
         try:
             failure = self._drive(multi, ex, policy)
         finally:
-            multi.remove_handle(curl)  # mid-transfer: the connection is closed, not kept
-            for option in (pycurl.PREREQFUNCTION, pycurl.HEADERFUNCTION, pycurl.WRITEFUNCTION):
-                curl.unsetopt(option)  # drop the references to this exchange
+            _detach(multi, curl)
         if ex.error is not None:
             raise ex.error
         if failure is not None:
             raise failure
         return ex
+
+    def _start(self, curl: Any, request: _Request, policy: Policy) -> _Exchange:
+        """Set `curl` up for `request`; the exchange its callbacks fill."""
+        import pycurl
+
+        ex = _Exchange(request.name, policy, request.deadline)
+        sent = {**_HEADERS, **request.headers}
+        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.PROXY, self._proxy(request.url))
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(policy.connect_timeout * 1000)))
+        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in sent.items()])
+        curl.setopt(pycurl.PREREQFUNCTION, ex.on_connected)
+        curl.setopt(pycurl.HEADERFUNCTION, ex.on_header)
+        curl.setopt(pycurl.WRITEFUNCTION, ex.on_body)
+        return ex
+
+    def run(self, steps: Steps, policy: Policy) -> Any:
+        """Take `steps` (see `_fetch_steps`) to their end, one request at a time in this
+        thread; returns what they return, raises the PullError that ends them."""
+        value: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value = error = None
+            if isinstance(step, _Wait):
+                policy.sleep(step.seconds)
+                continue
+            try:
+                value = self.exchange(step.url, step.headers, policy, step.deadline, step.name)
+            except (ReportdataError, _Transient) as exc:
+                error = exc
+
+    def run_many(
+        self, jobs: list[tuple[Any, Steps]], limit: int, policy: Policy
+    ) -> Iterator[tuple[Any, Any, Exception | None]]:
+        """Take every job's steps to their end, up to `limit` transfers at a time, all driven
+        from this thread by one libcurl multi handle (its connections shared by them all):
+        no thread a transfer, and no contention for the interpreter lock. Yields ``(key,
+        result, None)`` or ``(key, None, error)`` (a ReportdataError or OSError) as each job
+        ends."""
+        return _Driver(self, limit, policy).run(jobs)
 
     def _drive(self, multi: Any, ex: _Exchange, policy: Policy) -> Exception | None:
         """Run the transfer until it ends, or until the server has been silent too long."""
@@ -415,11 +445,9 @@ class HttpClient:
                     break
             if not active:
                 break
+            if (silent := self.silence(ex, policy)) is not None:
+                return silent
             quiet = ex.silent_for()
-            if quiet >= read_timeout:
-                if ex.headers_done:
-                    return _Transient(f"stopped sending for {read_timeout:g} s mid-body")
-                return _Transient(f"did not answer within {read_timeout:g} s")
             if ex.error is not None:
                 return None
             wait = min(read_timeout - quiet, 1.0)
@@ -432,6 +460,26 @@ class HttpClient:
             return None
         curl, code, message = failed[0]
         return _curl_failure(ex, code, message, curl.getinfo(pycurl.OS_ERRNO), policy)
+
+    def silence(self, ex: _Exchange, policy: Policy) -> _Transient | None:
+        """The failure of an exchange the server has left silent too long, if it has."""
+        if ex.silent_for() < policy.read_timeout:
+            return None
+        if ex.headers_done:
+            return _Transient(f"stopped sending for {policy.read_timeout:g} s mid-body")
+        return _Transient(f"did not answer within {policy.read_timeout:g} s")
+
+    def new_handle(self) -> Any:
+        """A libcurl easy handle with the options every request shares."""
+        import pycurl
+
+        curl = pycurl.Curl()
+        curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without signals: safe in threads
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)  # _attempt_steps follows redirects, boundedly
+        curl.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding libcurl can decode
+        curl.setopt(pycurl.CAINFO, _ca_file())
+        return curl
 
     def close(self) -> None:
         with self._lock:
@@ -470,15 +518,13 @@ def _answer(ex: _Exchange, conditional: bool) -> Fetched | None:
     return ex.body(), ex.meta()
 
 
-def _attempt(
-    client: HttpClient, url: str, headers: dict[str, str], policy: Policy, end: float
-) -> Fetched | None:
+def _attempt_steps(url: str, headers: dict[str, str], policy: Policy, end: float) -> Steps:
     """One request, following redirects; a PullError is final, a _Transient is worth another
     attempt."""
     deadline = min(policy.clock() + policy.body_timeout, end)
     target = url
     for _ in range(MAX_REDIRECTS + 1):
-        ex = client.exchange(target, headers, policy, deadline, url)
+        ex = yield _Request(target, headers, deadline, url)
         location = ex.headers.get("location") if ex.status in _REDIRECTS else None
         if not location:
             return _answer(ex, bool(headers))
@@ -510,19 +556,178 @@ def fetch_url(
         with HttpClient() as own:
             return fetch_url(url, conditional, policy, own)
     policy = policy or POLICY
+    return client.run(_fetch_steps(url, conditional, policy), policy)
+
+
+def _fetch_steps(url: str, conditional: dict[str, str] | None, policy: Policy) -> Steps:
+    """The steps of fetching a URL (see `fetch_url`): each request it needs is yielded as a
+    `_Request`, answered by sending the `_Exchange` back or throwing its failure in, and each
+    wait between attempts as a `_Wait`. Returns what `fetch_url` returns."""
     end = policy.clock() + policy.total
     attempts = max(1, policy.attempts)
     for attempt in range(1, attempts + 1):
         try:
-            return _attempt(client, url, dict(conditional or {}), policy, end)
+            return (yield from _attempt_steps(url, dict(conditional or {}), policy, end))
         except _Transient as failure:
             if attempt == attempts:
                 raise _gave_up(url, failure, attempt, None) from failure
             wait = policy.backoff(attempt, failure.retry_after)
             if policy.clock() + wait > end:
                 raise _gave_up(url, failure, attempt, policy.total) from failure
-            policy.sleep(wait)
+            yield _Wait(wait)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A step of a fetch: make this request (``name``: the source's address, for sentences)."""
+
+    url: str
+    headers: dict[str, str]
+    deadline: float
+    name: str
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """A step of a fetch: wait this long before the next attempt."""
+
+    seconds: float
+
+
+# A fetch's steps: yields requests and waits, is sent exchanges, returns its result.
+Steps = Generator["_Request | _Wait", "_Exchange | None", Any]
+
+
+def _detach(multi: Any, curl: Any) -> None:
+    """Take `curl` out of `multi` (mid-transfer: its connection is closed, not kept) and drop
+    its callbacks' references to the exchange."""
+    import pycurl
+
+    multi.remove_handle(curl)
+    for option in (pycurl.PREREQFUNCTION, pycurl.HEADERFUNCTION, pycurl.WRITEFUNCTION):
+        curl.unsetopt(option)
+
+
+class _Job:
+    """A fetch under way in `_Driver`: its key, its steps, and its transfer, if one is on."""
+
+    def __init__(self, key: Any, steps: Steps) -> None:
+        self.key = key
+        self.steps = steps
+        self.curl: Any = None
+        self.ex: _Exchange | None = None
+
+
+class _Driver:
+    """Runs many fetches' steps over one libcurl multi handle, from one thread."""
+
+    def __init__(self, client: HttpClient, limit: int, policy: Policy) -> None:
+        import pycurl
+
+        self.client = client
+        self.limit = max(1, limit)
+        self.policy = policy
+        self.multi = pycurl.CurlMulti()
+        self.idle: list[Any] = []  # easy handles between transfers
+        self.live: dict[Any, _Job] = {}  # transfers on, by easy handle
+        self.waits: list[tuple[float, int, _Job]] = []  # backoffs, soonest first
+        self.order = itertools.count()
+        self.ended: deque[tuple[Any, Any, Exception | None]] = deque()
+
+    def run(self, jobs: list[tuple[Any, Steps]]) -> Iterator[tuple[Any, Any, Exception | None]]:
+        pending = deque(_Job(key, steps) for key, steps in jobs)
+        try:
+            while pending or self.live or self.waits or self.ended:
+                while pending and len(self.live) + len(self.waits) < self.limit:
+                    self._advance(pending.popleft())
+                while self.ended:
+                    yield self.ended.popleft()
+                if self.live:
+                    self._transfer()
+                elif self.waits:  # nothing on the wire: sleep until the soonest backoff ends
+                    due, _, job = heapq.heappop(self.waits)
+                    if (delay := due - self.policy.clock()) > 0:
+                        self.policy.sleep(delay)
+                    self._advance(job)
+        finally:
+            for curl in list(self.live):
+                _detach(self.multi, curl)
+            self.multi.close()
+            for curl in [*self.idle, *self.live]:
+                curl.close()
+
+    def _advance(self, job: _Job, value: Any = None, error: Exception | None = None) -> None:
+        """Give a job what its last step asked for, and start its next step."""
+        try:
+            step = job.steps.throw(error) if error is not None else job.steps.send(value)
+        except StopIteration as stop:
+            self.ended.append((job.key, stop.value, None))
+            return
+        except (ReportdataError, OSError) as exc:
+            self.ended.append((job.key, None, exc))
+            return
+        if isinstance(step, _Wait):
+            due = self.policy.clock() + step.seconds
+            heapq.heappush(self.waits, (due, next(self.order), job))
+            return
+        curl = self.idle.pop() if self.idle else self.client.new_handle()
+        job.curl, job.ex = curl, self.client._start(curl, step, self.policy)
+        self.multi.add_handle(curl)
+        self.live[curl] = job
+
+    def _end_transfer(self, job: _Job, failure: Exception | None) -> None:
+        _detach(self.multi, job.curl)
+        del self.live[job.curl]
+        self.idle.append(job.curl)
+        ex, job.curl, job.ex = job.ex, None, None
+        if ex is not None and ex.error is not None:
+            failure = ex.error
+        if failure is not None:
+            self._advance(job, error=failure)
+        else:
+            self._advance(job, ex)
+
+    def _transfer(self) -> None:
+        """Move the transfers on, end those done or silent too long, start the backoffs
+        that are over, and wait for the wire (at most a second, and no longer than the
+        soonest backoff or silence limit)."""
+        import pycurl
+
+        multi, policy = self.multi, self.policy
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        while True:
+            queued, done, failed = multi.info_read()
+            for curl in done:
+                self._end_transfer(self.live[curl], None)
+            for curl, code, message in failed:
+                job = self.live[curl]
+                assert job.ex is not None
+                failure = None
+                if job.ex.error is None and not job.ex.dropped:
+                    errno = curl.getinfo(pycurl.OS_ERRNO)
+                    failure = _curl_failure(job.ex, code, message, errno, policy)
+                self._end_transfer(job, failure)
+            if not queued:
+                break
+        wait = 1.0
+        for job in list(self.live.values()):
+            assert job.ex is not None
+            if (silent := self.client.silence(job.ex, policy)) is not None:
+                self._end_transfer(job, silent)
+            else:
+                wait = min(wait, policy.read_timeout - job.ex.silent_for())
+        now = policy.clock()
+        while self.waits and self.waits[0][0] <= now:
+            self._advance(heapq.heappop(self.waits)[2])
+        if self.waits:
+            wait = min(wait, self.waits[0][0] - now)
+        if self.live and not self.ended:
+            asked = multi.timeout()  # ms libcurl wants to be called back within; -1: none
+            if asked >= 0:
+                wait = min(wait, asked / 1000)
+            multi.select(max(0.001, wait))
 
 
 def _validators(raw_dir: Path, source: Source, previous: Snapshot | None) -> dict[str, str]:
@@ -597,16 +802,32 @@ def pull(
 ) -> PullResult:
     """Fetch a source and store it; an unchanged source is not stored again, and a URL whose
     server answers 304 Not Modified is not even downloaded. ``client``: see :func:`fetch_url`."""
-    if source.url:
-        previous = latest_snapshot(project.raw_dir, source.id)
-        conditional = _validators(project.raw_dir, source, previous)
-        got = fetch_url(source.url, conditional, policy, client)
-        if got is None:
-            assert previous is not None  # a 304 is only accepted after conditional headers
-            return PullResult(previous, new=False, not_modified=True)
-        data, meta = got
-    else:
-        data, meta = fetch(project, source)
+    if not source.url:
+        return store_fetched(project, source, fetch(project, source))
+    if client is None:
+        with HttpClient() as own:
+            return pull(project, source, policy, own)
+    policy = policy or POLICY
+    got = client.run(pull_steps(project, source, policy), policy)
+    return got if isinstance(got, PullResult) else store_fetched(project, source, got)
+
+
+def pull_steps(project: Project, source: Source, policy: Policy | None = None) -> Steps:
+    """The steps of pulling a URL source (see `_fetch_steps`): returns the snapshot in force
+    when the server answers 304 Not Modified, else the fetched bytes and headers, for
+    `store_fetched` (which `HttpClient.run_many`'s caller may hand to another thread)."""
+    previous = latest_snapshot(project.raw_dir, source.id)
+    conditional = _validators(project.raw_dir, source, previous)
+    got = yield from _fetch_steps(source.url, conditional, policy or POLICY)
+    if got is None:
+        assert previous is not None  # a 304 is only accepted after conditional headers
+        return PullResult(previous, new=False, not_modified=True)
+    return got
+
+
+def store_fetched(project: Project, source: Source, fetched: Fetched) -> PullResult:
+    """Store a source's fetched bytes (see `store`), its sentences naming the source."""
+    data, meta = fetched
     try:
         return store(project, source, data, meta)
     except InputError as exc:
