@@ -59,7 +59,10 @@ def serve(count: int, ports: multiprocessing.Queue) -> None:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # socketserver's 5 drops SYNs of 8 connections at once
+
+    httpd = Server(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     ports.put(httpd.server_address[1])
     httpd.serve_forever()
