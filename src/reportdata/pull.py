@@ -330,12 +330,13 @@ def _ca_file() -> str:
 
 
 class HttpClient:
-    """Connections kept open to each host, shared by concurrent pulls (thread-safe): each
-    thread that pulls gets a libcurl handle of its own, whose connections stay open between
-    its requests, so a rerun's conditional requests to one server do not each pay a new
-    connection. libcurl parses the answers in C without the interpreter lock, which is what
-    a rerun of many unchanged sources is made of. Use it as a context manager: leaving it
-    closes the connections."""
+    """Connections kept open to each host, so that a rerun's conditional requests to one
+    server do not each pay a new connection. `run` makes a fetch's requests one at a time
+    (thread-safe: each thread gets a libcurl handle of its own, whose connections stay open
+    between its requests); `run_many` makes many fetches' requests at once from the calling
+    thread, over one multi handle whose connections they share. libcurl parses the answers
+    in C, which is what a rerun of many unchanged sources is made of. Use it as a context
+    manager: leaving it closes the connections."""
 
     def __init__(self) -> None:
         import urllib.request
