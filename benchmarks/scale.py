@@ -1049,16 +1049,16 @@ def _reading(results: list[dict], facts: dict) -> list[str]:
         f"{_s(one['parts'].get('publish/DuckDB warehouse', 0.0))} s), since every version "
         "is a complete data package.",
         f"2. An unchanged rerun is now mostly its {n:,} conditional requests "
-        f"({same['steps']['pull'] / n * 1000:.1f} ms each: the client reading each source's "
-        "manifest and asking, the benchmark's Python server answering, on the same two cores) "
-        "and Prefect's fixed cost of a flow run.",
+        f"({same['steps']['pull'] / n * 1000:.2f} ms each: the client reading each source's "
+        "manifest and asking, eight at a time from one thread, the benchmark's Python server "
+        "answering, on the same two cores) and Prefect's fixed cost of a flow run "
+        f"({_s(same['orchestration'])} s outside the steps: creating the flow run, its API "
+        "clients, the pull task and the summary artifact).",
         "3. The rest of a one-report change's publishing waits on two things made beside "
         "each other: the Frictionless helper's check of the new rows (the helper starts at "
-        "the first new snapshot; importing Frictionless takes it about half a second on a "
-        "busy machine) and the DuckDB append to a copy of the warehouse, which compares the "
-        "copy's catalog with the one a rebuild would make and reads every version's "
-        "datapackage.json (141 KB each at 1,000 sources: a cost that grows with the number "
-        "of versions).",
+        "the first new snapshot) and the DuckDB append to a copy of the warehouse (what it "
+        "checks the copy against is remembered between publishes: its cost no longer grows "
+        "with the number of versions, `benchmarks/history.py`).",
     ]
     if facts.get("load"):
         out += [
@@ -1104,7 +1104,7 @@ def _growth_reading(results: list[dict]) -> list[str]:
     for kind in ("first", "unchanged", "one changed"):
         wa, wb = a["default"][kind]["wall"], b["default"][kind]["wall"]
         out.append(
-            f"{kind} {wb / wa:.1f}× ({wa / a['n'] * 1000:.0f} → {wb / b['n'] * 1000:.0f} ms a "
+            f"{kind} {wb / wa:.1f}× ({_s(wa / a['n'] * 1000)} → {_s(wb / b['n'] * 1000)} ms a "
             "report)"
         )
     return [
