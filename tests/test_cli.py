@@ -384,3 +384,25 @@ def test_validate_an_unknown_dataset(published: Path) -> None:
 def test_validate_an_unpublished_version(published: Path) -> None:
     line = one_error_line(run_cli("validate", "lixia", "--version", "9.9.9", cwd=published))
     assert "9.9.9" in line
+
+
+def test_pull_names_each_failed_source_and_pulls_the_others(tmp_path: Path) -> None:
+    from _helpers import Route, http_server
+
+    root = tmp_path / "many"
+    root.mkdir()
+    good = Route(200, SENTENCES.encode(), {"Content-Type": "text/plain; charset=utf-8"})
+    with http_server({"/a.txt": good, "/c.txt": good}) as server:
+        lines = ["datasets:\n  demo:\n    title: 县里的数字\n    licence: CC-BY-4.0\nsources:\n"]
+        for sid in ("a", "b", "c"):
+            url = server.url(f"/{sid}.txt")
+            lines.append(f"  - id: {sid}\n    dataset: demo\n    url: {url}\n")
+        (root / "sources.yaml").write_text("".join(lines), encoding="utf-8")
+        done = run_cli("pull", cwd=root)
+    assert done.returncode == cli.PARTIAL, done.stderr
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == ["a", "c"]
+    assert all("new snapshot" in line for line in done.stdout.splitlines())
+    warning, summary = done.stderr.strip().splitlines()
+    assert warning.startswith("warning: b: ") and "HTTP 404" in warning
+    assert summary == "1 source(s) could not be pulled; the others were."
+    assert sorted(p.name for p in (root / "raw").iterdir()) == ["a", "c"]

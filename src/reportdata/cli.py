@@ -206,15 +206,32 @@ def pull(
     ] = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Pull every source of the given datasets into raw/ (new snapshots only; no publishing)."""
+    """Pull every source of the given datasets into raw/ (new snapshots only; no publishing).
+
+    Sources are pulled several at a time, as a run pulls them; one that fails is named with
+    its sentence and the others are still pulled (exit 3 when any failed)."""
+    from reportdata.pipeline import pull_sources
     from reportdata.project import open_project
-    from reportdata.pull import pull as pull_one
 
     proj = open_project(project)
-    for name in dataset or list(proj.datasets):
+    names = dataset or list(proj.datasets)
+    for name in names:
+        proj.sources_of(name)  # an unknown dataset stops the command before any pull
+    failed = 0
+    for name in names:
+        results, failures = pull_sources(proj, proj.sources_of(name))
         for source in proj.sources_of(name):
-            r = pull_one(proj, source)
-            typer.echo(f"{source.id}: {'new snapshot' if r.new else 'unchanged'} {r.snapshot.file}")
+            if (r := results.get(source.id)) is not None:
+                state = "new snapshot" if r.new else "unchanged"
+                typer.echo(f"{source.id}: {state} {r.snapshot.file}")
+            else:
+                sentence = failures[source.id]
+                named = repr(source.id) in sentence  # "Source 'x' ..." names it already
+                _say(f"warning: {sentence}" if named else f"warning: {source.id}: {sentence}")
+        failed += len(failures)
+    if failed:
+        _say(f"{failed} source(s) could not be pulled; the others were.")
+        raise typer.Exit(PARTIAL)
 
 
 @app.command()
