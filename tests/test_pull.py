@@ -446,3 +446,40 @@ def test_a_long_answer_to_an_error_or_a_redirect_is_not_read_yet_understood(
         snap = pull(project, web, Policy(attempts=1)).snapshot
     assert snap.path(project.raw_dir).read_bytes() == SENTENCES.encode()
     assert server.hits[1:] == ["/moved", "/final"]
+
+
+def test_many_at_once_drop_long_notes_follow_redirects_and_verify_https(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same answers through `pull_sources`, which drives its transfers from one thread:
+    a long 404 page is dropped yet final, a redirect followed, an untrusted certificate
+    refused."""
+    import ssl
+
+    from reportdata import pipeline
+
+    note = b"<html>" + b"x" * (300 * 1024) + b"</html>"
+    routes = {
+        "/gone": Route(404, note, {"Content-Type": "text/html"}),
+        "/moved": Route(302, note, {"Location": "/final", "Content-Type": "text/html"}),
+        "/final": Route(200, SENTENCES.encode(), {"Content-Type": "text/plain; charset=utf-8"}),
+    }
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setattr(pull_module, "POLICY", Policy(attempts=3, sleep=lambda s: None))
+    with http_server(routes) as plain, http_server(routes, tls=context) as tls:
+        secure = tls.url("/final").replace("http://", "https://")
+        urls = {"gone": plain.url("/gone"), "moved": plain.url("/moved"), "secure": secure}
+        root = tmp_path / "many"
+        root.mkdir()
+        lines = ["datasets:\n  demo:\n    title: 县里的数字\n    licence: CC-BY-4.0\nsources:\n"]
+        lines += [f"  - id: {k}\n    dataset: demo\n    url: {u}\n" for k, u in urls.items()]
+        (root / "sources.yaml").write_text("".join(lines), encoding="utf-8")
+        project = load(root)
+        results, failures = pipeline.pull_sources(project, project.sources)
+    assert failures["gone"] == f"{urls['gone']} returned HTTP 404."
+    assert "certificate" in failures["secure"] and secure in failures["secure"]
+    assert list(results) == ["moved"]
+    assert results["moved"].snapshot.path(project.raw_dir).read_bytes() == SENTENCES.encode()
+    assert plain.hits.count("/gone") == 1 and tls.hits == []  # neither retried
