@@ -40,10 +40,14 @@ def _project(root: Path, count: int) -> Path:
 
 
 def _digests(root: Path) -> dict[str, str]:
+    """Digests of the published files (not the hidden ones: locks and the warehouse build's
+    memo of file stamps, which are never mirrored or listed)."""
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((root / "published").rglob("*"))
-        if p.is_file() and p.suffix in (".csv", ".json", ".md", ".html")
+        if p.is_file()
+        and p.suffix in (".csv", ".json", ".md", ".html")
+        and not p.name.startswith(".")
     }
 
 
