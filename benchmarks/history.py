@@ -122,7 +122,7 @@ def run(reports: int, versions: int, folder: Path) -> list[dict[str, float]]:
     return out
 
 
-def table(timings: list[dict[str, float]], reports: int) -> list[str]:
+def table(timings: list[dict[str, float]]) -> list[str]:
     """Markdown rows: median of each part over the first and last tenth, and its slope."""
     n = len(timings)
     tenth = max(1, n // 10)
@@ -141,21 +141,6 @@ def table(timings: list[dict[str, float]], reports: int) -> list[str]:
     return lines
 
 
-def write_section(out: Path, lines: list[str]) -> None:
-    """Replace (or append) the `# History` section of ``out``."""
-    import re
-
-    section = "\n".join(lines).rstrip() + "\n"
-    old = out.read_text("utf-8")
-    mine = old.find(MARKER + "\n")
-    if mine < 0:
-        out.write_text(old.rstrip() + "\n\n" + section, encoding="utf-8")
-        return
-    after = [m.start() for m in re.finditer(r"^# ", old, flags=re.M) if m.start() > mine]
-    end = after[0] if after else len(old)
-    out.write_text(old[:mine] + section + ("\n" + old[end:] if after else ""), encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--reports", type=int, default=1000)
@@ -170,11 +155,11 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="history-") as tmp:
             timings = run(args.reports, args.versions, Path(tmp))
-    lines = table(timings, args.reports)
+    lines = table(timings)
     print("\n".join(lines))
     if args.write:
         sys.path.insert(0, str(HERE))
-        from scale import git_commit
+        from scale import git_commit, write_section
 
         head = [
             MARKER,
@@ -192,7 +177,7 @@ def main() -> None:
         ]
         if args.note:
             head += ["", args.note]
-        write_section(HERE.parent / "docs" / "benchmarks.md", head)
+        write_section(HERE.parent / "docs" / "benchmarks.md", head, MARKER)
 
 
 if __name__ == "__main__":

@@ -1180,13 +1180,13 @@ def _growth(results: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
-def write_section(out: Path, lines: list[str]) -> None:
-    """Replace the `# Scale` section of ``out`` (up to the next top-level heading); a new
-    section goes before the other scripts' sections."""
+def write_section(out: Path, lines: list[str], marker: str = MARKER) -> None:
+    """Replace the section headed ``marker`` (`# Scale`) of ``out``, up to the next top-level
+    heading; a new section goes before the other scripts' sections."""
     section = "\n".join(lines).rstrip() + "\n"
     old = out.read_text("utf-8") if out.exists() else "# Benchmarks\n"
     heads = [m.start() for m in re.finditer(r"^# ", old, flags=re.M)]
-    mine = old.find(MARKER + "\n")
+    mine = old.find(marker + "\n")
     if mine >= 0:
         after = [h for h in heads if h > mine]
         end = after[0] if after else len(old)

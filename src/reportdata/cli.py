@@ -214,13 +214,12 @@ def pull(
     from reportdata.project import open_project
 
     proj = open_project(project)
-    names = dataset or list(proj.datasets)
-    for name in names:
-        proj.sources_of(name)  # an unknown dataset stops the command before any pull
+    # an unknown dataset stops the command before any pull
+    datasets = [proj.sources_of(name) for name in dataset or list(proj.datasets)]
     failed = 0
-    for name in names:
-        results, failures = pull_sources(proj, proj.sources_of(name))
-        for source in proj.sources_of(name):
+    for sources in datasets:
+        results, failures = pull_sources(proj, sources)
+        for source in sources:
             if (r := results.get(source.id)) is not None:
                 state = "new snapshot" if r.new else "unchanged"
                 typer.echo(f"{source.id}: {state} {r.snapshot.file}")

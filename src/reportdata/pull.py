@@ -280,6 +280,14 @@ class _Exchange:
         """Seconds without a byte from the server since the connection was ready."""
         return time.monotonic() - self.last if self.connected else 0.0
 
+    def silence(self, read_timeout: float) -> _Transient | None:
+        """The failure of an exchange the server has left silent too long, if it has."""
+        if self.silent_for() < read_timeout:
+            return None
+        if self.headers_done:
+            return _Transient(f"stopped sending for {read_timeout:g} s mid-body")
+        return _Transient(f"did not answer within {read_timeout:g} s")
+
     def body(self) -> bytes:
         data = b"".join(self.chunks)
         if not self.checked:
@@ -378,7 +386,7 @@ class HttpClient:
         """One request to ``url`` and its answer; raises a PullError or a _Transient whose
         sentence names ``name`` (the source's address, before any redirect)."""
         curl, multi = self._handle()
-        ex = self._start(curl, _Request(url, headers, deadline, name), policy)
+        ex = self.start(curl, _Request(url, headers, deadline, name), policy)
         multi.add_handle(curl)
         try:
             failure = self._drive(multi, ex, policy)
@@ -390,7 +398,7 @@ class HttpClient:
             raise failure
         return ex
 
-    def _start(self, curl: Any, request: _Request, policy: Policy) -> _Exchange:
+    def start(self, curl: Any, request: _Request, policy: Policy) -> _Exchange:
         """Set `curl` up for `request`; the exchange its callbacks fill."""
         import pycurl
 
@@ -446,7 +454,7 @@ class HttpClient:
                     break
             if not active:
                 break
-            if (silent := self.silence(ex, policy)) is not None:
+            if (silent := ex.silence(read_timeout)) is not None:
                 return silent
             quiet = ex.silent_for()
             if ex.error is not None:
@@ -461,14 +469,6 @@ class HttpClient:
             return None
         curl, code, message = failed[0]
         return _curl_failure(ex, code, message, curl.getinfo(pycurl.OS_ERRNO), policy)
-
-    def silence(self, ex: _Exchange, policy: Policy) -> _Transient | None:
-        """The failure of an exchange the server has left silent too long, if it has."""
-        if ex.silent_for() < policy.read_timeout:
-            return None
-        if ex.headers_done:
-            return _Transient(f"stopped sending for {policy.read_timeout:g} s mid-body")
-        return _Transient(f"did not answer within {policy.read_timeout:g} s")
 
     def new_handle(self) -> Any:
         """A libcurl easy handle with the options every request shares."""
@@ -673,7 +673,7 @@ class _Driver:
             heapq.heappush(self.waits, (due, next(self.order), job))
             return
         curl = self.idle.pop() if self.idle else self.client.new_handle()
-        job.curl, job.ex = curl, self.client._start(curl, step, self.policy)
+        job.curl, job.ex = curl, self.client.start(curl, step, self.policy)
         self.multi.add_handle(curl)
         self.live[curl] = job
 
@@ -715,7 +715,7 @@ class _Driver:
         wait = 1.0
         for job in list(self.live.values()):
             assert job.ex is not None
-            if (silent := self.client.silence(job.ex, policy)) is not None:
+            if (silent := job.ex.silence(policy.read_timeout)) is not None:
                 self._end_transfer(job, silent)
             else:
                 wait = min(wait, policy.read_timeout - job.ex.silent_for())

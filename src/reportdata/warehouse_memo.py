@@ -61,10 +61,10 @@ class Memo:
         datapackage.json keeps the stamp it had when read, else ``read(path)`` (the parsed
         JSON; a non-object is returned as it is, unremembered)."""
         path = folder / "datapackage.json"
-        known = self._versions.get(folder.name)
-        if known is not None and known.get("stamp") == file_stamp(path.stat()):
-            return known["package"]
         before = file_stamp(path.stat())
+        known = self._versions.get(folder.name)
+        if known is not None and known.get("stamp") == before:
+            return known["package"]
         package = read(path)
         if not isinstance(package, dict):
             return package
@@ -92,15 +92,15 @@ class Memo:
         """The digest of the catalog that running `sql` on an empty database (DuckDB
         `version`) creates: remembered, else ``make(sql)``."""
         key = hashlib.sha256("\n;\n".join([version, *sql]).encode("utf-8")).hexdigest()
-        digest = self._catalogs.get(key)
-        if digest is None:
-            digest = make(sql)
+        found = self._catalogs.get(key)
+        if found is None:
+            found = make(sql)
             self._catalogs = {
                 k: v for k, v in list(self._catalogs.items())[-(_CATALOGS_KEPT - 1) :]
             }
-            self._catalogs[key] = digest
+            self._catalogs[key] = found
             self._dirty = True
-        return digest
+        return found
 
     def save(self) -> None:
         """Write the memo if it changed; a memo that cannot be written is left (the next
