@@ -196,9 +196,25 @@ Facts = dict[str, tuple[dict[str, Any], dict[str, Any]]]
 """Each table's CSV and JSON file facts (bytes, sha256), taken once a version."""
 
 
+_SIDE_BY_SIDE = 3
+"""Threads that hash or write a version's files side by side (hashlib and file writes let go
+of the GIL for large buffers); three, so that the largest file, started first, has a core
+while the others share the second."""
+
+
+def _largest_first(items: list[tuple[Any, bytes]]) -> list[tuple[Any, bytes]]:
+    return sorted(items, key=lambda item: -len(item[1]))
+
+
 def file_facts(rendered: Mapping[str, tuple[bytes, bytes]]) -> Facts:
     """The size and sha256 of each rendered file, for the descriptor and the fingerprint."""
-    return {name: (_file_facts(csv), _file_facts(data)) for name, (csv, data) in rendered.items()}
+    files = _largest_first(
+        [((name, i), data) for name, pair in rendered.items() for i, data in enumerate(pair)]
+    )
+    with ThreadPoolExecutor(max_workers=_SIDE_BY_SIDE) as pool:
+        hashing = {key: pool.submit(_file_facts, data) for key, data in files}
+    found = {key: future.result() for key, future in hashing.items()}
+    return {name: (found[name, 0], found[name, 1]) for name in rendered}
 
 
 def fingerprint(facts: Facts, metadata: Mapping[str, Any]) -> str:
@@ -413,6 +429,17 @@ def _write_file(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def _write_files(folder: Path, files: Mapping[str, bytes]) -> None:
+    """Write the files into `folder` side by side, the largest first."""
+    with ThreadPoolExecutor(max_workers=_SIDE_BY_SIDE) as pool:
+        written = [
+            pool.submit(_write_file, folder / name, data)
+            for name, data in _largest_first(list(files.items()))
+        ]
+    for future in written:
+        future.result()
+
+
 def _fsync_files(paths: list[Path]) -> None:
     for path in paths:
         fsync_file(path)
@@ -464,8 +491,7 @@ def _write_version(
         files["datapackage.json"] = _json_bytes(descriptor, indent=2)
         if index is not None:
             files[INDEX] = index
-        for file_name, data in files.items():
-            _write_file(tmp / file_name, data)
+        _write_files(tmp, files)
         stamps = _stamps(tmp)
         with ThreadPoolExecutor(max_workers=2) as pool:  # fsync and most of DuckDB's work
             synced = pool.submit(_fsync_files, [tmp / file_name for file_name in files])
@@ -514,14 +540,15 @@ def _validate_whole(folder: Path) -> ValidationReport:
 
 def _check_spliced(
     folder: Path,
-    rows: Mapping[str, list[dict[str, Any]]],
     rendered: Mapping[str, tuple[bytes, bytes]],
+    new_rows: Future[ValidationReport],
 ) -> ValidationReport:
     """Check a version made by `delta.splice`: each file as its datapackage.json describes it
     (read back: a table's file must be the bytes its size and sha256 were taken of, `rendered`;
-    the others are hashed again), and Frictionless over a package of the new rows alone (the
-    other rows are those of the base version, validated when it was published)."""
-    from reportdata.validate import ValidationReport, validate_package
+    the others are hashed again), then ``new_rows``, the `_check_new_rows` started before
+    the files were written (the other rows are those of the base version, validated when it
+    was published)."""
+    from reportdata.validate import ValidationReport
 
     descriptor = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
     written = {
@@ -545,7 +572,19 @@ def _check_spliced(
             )  # fmt: skip
     if errors:
         return ValidationReport(ok=False, errors=errors)
-    part = folder / ".new-rows"  # inside the version's temporary folder: gone before its rename
+    return new_rows.result()
+
+
+def _check_new_rows(
+    dataset_dir: Path, rows: Mapping[str, list[dict[str, Any]]]
+) -> ValidationReport:
+    """Frictionless over a package of these rows alone, written as a version's tables are, in
+    a temporary folder of `dataset_dir` (swept with the other ``.tmp-*`` leftovers if a crash
+    leaves it). It runs in a thread while the version's files are written: the helper does
+    the work in its own process."""
+    from reportdata.validate import validate_package
+
+    part = dataset_dir / f".tmp-new-rows-{secrets.token_hex(4)}"
     try:
         part.mkdir()
         resources = []
@@ -560,14 +599,17 @@ def _check_spliced(
         shutil.rmtree(part, ignore_errors=True)
 
 
-def _same_file(path: Path, expected: bytes, chunk: int = 1 << 20) -> bool:
-    """Whether the file holds exactly ``expected``, read back a chunk at a time."""
+def _same_file(path: Path, expected: bytes, chunk: int = 1 << 22) -> bool:
+    """Whether the file holds exactly ``expected``, read back a chunk at a time (each chunk
+    compared in place, `bytes.startswith` at an offset: no slice of ``expected`` copied)."""
     at = 0
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
     with open(path, "rb", buffering=0) as fh:
-        while data := fh.read(chunk):
-            if data != expected[at : at + len(data)]:
+        while size := fh.readinto(buffer):
+            if not expected.startswith(view[:size], at):
                 return False
-            at += len(data)
+            at += size
     return at == len(expected)
 
 
@@ -646,7 +688,6 @@ def _publish_locked(
 
     versions = version_folders(dataset_dir)
     previous = versions[-1] if versions else None
-    check = None
     blocks: Mapping[str, list[Block] | None] = {}
     if base is not None:
         if previous != base.version:
@@ -656,7 +697,6 @@ def _publish_locked(
             )
         replaced = set(replaced or ())
         rendered, counts, blocks = splice(base, replaced, rendered)
-        check = functools.partial(_check_spliced, rows=rows, rendered=rendered)
     facts = file_facts(rendered)
     fp = fingerprint(facts, metadata)
     old_state = None
@@ -680,20 +720,25 @@ def _publish_locked(
     from reportdata.warehouse import prepare_append
 
     prepare = functools.partial(prepare_append, dataset_dir, info.name, held=held)
-    target, stamps, prepared = _write_version(
-        dataset_dir,
-        metadata,
-        version,
-        created,
-        rendered,
-        facts,
-        fp,
-        changes,
-        inputs,
-        check,
-        index,
-        prepare if previous is not None else None,
-    )
+    with ThreadPoolExecutor(max_workers=1) as early:  # the new rows' check, meanwhile
+        check = None
+        if base is not None:
+            new_rows = early.submit(_check_new_rows, dataset_dir, rows)
+            check = functools.partial(_check_spliced, rendered=rendered, new_rows=new_rows)
+        target, stamps, prepared = _write_version(
+            dataset_dir,
+            metadata,
+            version,
+            created,
+            rendered,
+            facts,
+            fp,
+            changes,
+            inputs,
+            check,
+            index,
+            prepare if previous is not None else None,
+        )
     # What is left holds the files' facts and, in `held`, the JSON bytes the warehouse reads:
     # the rows and the other bytes go before it loads them (the first version's peak).
     del rows, rendered, check, found, old_state, changes
