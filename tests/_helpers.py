@@ -130,7 +130,7 @@ def http_server(routes: dict[str, Route], tls=None) -> Iterator[Server]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = WideServer(("127.0.0.1", 0), Handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
@@ -143,6 +143,13 @@ def http_server(routes: dict[str, Route], tls=None) -> Iterator[Server]:
         thread.join(timeout=5)
 
 
+class WideServer(ThreadingHTTPServer):
+    """A threaded test server whose listen backlog takes a client's eight connections at once
+    (socketserver's default of 5 drops the others' SYNs: a second's stall each)."""
+
+    request_queue_size = 128
+
+
 class ConditionalServer:
     """Reports on 127.0.0.1 answering If-None-Match with 304; counts answers and connections."""
 
@@ -150,7 +157,7 @@ class ConditionalServer:
         import hashlib
         import threading
         from collections import Counter
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         self.answers: Counter[int] = Counter()
         self.connections = 0
@@ -180,7 +187,7 @@ class ConditionalServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = WideServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
