@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import sys
 from hashlib import sha256
@@ -466,27 +467,44 @@ def test_garbage_in_place_of_an_index_is_ignored(tmp_path):
     assert _blocks_of(read_base(tmp_path, "county", "1.0.0")) == scanned
 
 
-@pytest.mark.parametrize("corrupted", ["indicators.json", "sections.csv", "changes.json"])
-def test_a_spliced_file_written_wrong_publishes_nothing(tmp_path, monkeypatch, corrupted):
+def _writes_wrong(monkeypatch, corrupted: str) -> None:
+    """Make the publisher's file writer leave one bit off in the file named `corrupted`, as
+    a bad disk or a bug would leave it."""
     from reportdata import publish as publishing
 
-    docs = {f"b{n}": _text(n) for n in range(4)}
-    _publish_whole(tmp_path, docs)
     real = publishing._write_file
 
     def writes_wrong(path: Path, data: bytes) -> None:
-        if path.name == corrupted:  # one byte off, as a bad disk or a bug would leave it
+        if path.name == corrupted and not path.parent.name.startswith(".tmp-new-rows"):
             data = data[:-2] + bytes([data[-2] ^ 1]) + data[-1:]
         real(path, data)
 
     monkeypatch.setattr(publishing, "_write_file", writes_wrong)
+
+
+@pytest.mark.parametrize(
+    "corrupted", ["indicators.json", "sections.csv", "changes.json", "datapackage.json"]
+)
+def test_a_spliced_file_written_wrong_publishes_nothing(tmp_path, monkeypatch, corrupted):
+    docs = {f"b{n}": _text(n) for n in range(4)}
+    _publish_whole(tmp_path, docs)
+    _writes_wrong(monkeypatch, corrupted)
     docs["b1"] = _text(11, twist=",更正")
-    with pytest.raises(ValidationFailed, match="failed frictionless validation"):
+    with pytest.raises(ValidationFailed, match=f"written wrong \\({re.escape(corrupted)} read"):
         _publish_spliced(tmp_path, docs, {"b1"})
     assert _newest(tmp_path) == "1.0.0"
     assert sorted(p.name for p in (tmp_path / "county").iterdir() if p.name[0].isdigit()) == [
         "1.0.0"
     ]
+
+
+def test_a_first_version_written_wrong_publishes_nothing(tmp_path, monkeypatch):
+    """A whole version's files are read back as written too, before Frictionless reads them."""
+    _writes_wrong(monkeypatch, "indicators.csv")
+    with pytest.raises(ValidationFailed, match=r"written wrong \(indicators\.csv read"):
+        _publish_whole(tmp_path, {f"b{n}": _text(n) for n in range(3)})
+    left = [p.name for p in (tmp_path / "county").iterdir() if not p.name.endswith(".lock")]
+    assert left == []
 
 
 def _csv_row_moved(index: dict, folder: Path) -> None:
