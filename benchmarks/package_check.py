@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/package_check.py [--repeat 7] [--lead 0.7]
 
-A one-report run checks a package of that report's rows (`reportdata.publish._check_spliced`):
+A one-report run checks a package of that report's rows (`reportdata.publish._check_new_rows`):
 a few dozen rows, where what costs is Frictionless's first use in the process (its imports,
 plugins and metadata profiles). The script writes such a package (the three tables' schemas,
 one made-up report's rows, from `benchmarks/scale.py`'s templates) and times, each in a fresh

@@ -453,7 +453,6 @@ TIMED = (
     ("reportdata.publish", "read_package", "publish/read previous version"),
     ("reportdata.publish", "compare", "publish/compare with previous (changes.json)"),
     ("reportdata.validate", "validate_package", "publish/frictionless validation"),
-    ("reportdata.publish", "_check_spliced", "publish/frictionless validation"),
     ("reportdata.publish", "_write_version", "publish/write version"),
     ("reportdata.publish", "_changes_of", "publish/changelog"),
     ("reportdata.publish", "render_changelog", "publish/changelog"),
