@@ -309,6 +309,44 @@ def test_workers_gone_while_tasks_wait_end_the_run(
     assert _versions(root) == []
 
 
+class _Pending:
+    """A Dask future that is never done."""
+
+    def done(self) -> bool:
+        return False
+
+    def result(self, timeout: float | None = None) -> None:
+        raise TimeoutError
+
+
+def test_a_connection_reset_while_asking_for_workers_is_the_connection_lost():
+    """The scheduler went away between two polls: distributed reports the reset of its
+    connection pool (CommClosedError, an OSError) in its own words; the run says it in one
+    sentence, as it does when the tasks' futures are cancelled."""
+    from types import SimpleNamespace
+
+    from distributed.comm import CommClosedError
+
+    from reportdata.dask_runner import LazyDaskTaskRunner
+    from reportdata.errors import ClusterError
+
+    def reset() -> dict:
+        raise CommClosedError(
+            "in <TCP (closed) ConnectionPool.ncores local=tcp://127.0.0.1:40544 "
+            "remote=tcp://127.0.0.1:38347>: ConnectionResetError: [Errno 104] Connection "
+            "reset by peer"
+        )
+
+    runner = LazyDaskTaskRunner(address="tcp://127.0.0.1:38347")
+    runner._runner = SimpleNamespace(client=SimpleNamespace(nthreads=reset))
+    with pytest.raises(ClusterError) as caught:
+        runner.watch(_Pending())
+    assert str(caught.value) == (
+        "Could not use the Dask scheduler at tcp://127.0.0.1:38347: the connection to it was "
+        "lost; nothing was published."
+    )
+
+
 @pytest.mark.slow
 def test_a_scheduler_lost_mid_run_is_one_sentence(prefect_server, tmp_path, held_cluster):
     """The scheduler goes away while the run's tasks wait on it: the command prints one

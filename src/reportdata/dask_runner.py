@@ -25,6 +25,10 @@ POLL_S = 2.0
 """How often a run waiting for a task asks the scheduler whether any worker is left."""
 
 
+LOST = "the connection to it was lost"
+"""Why a run failed whose scheduler went away after the run had reached it."""
+
+
 def scheduler_address(address: str) -> str:
     """``address`` as Dask takes it (``tcp://`` put before a bare ``HOST:PORT``); a
     `ClusterError` sentence when it cannot be a scheduler's address."""
@@ -92,7 +96,7 @@ class _Watched:
         except KilledWorker as exc:
             raise self._runner.failed("its workers died running an extraction task") from exc
         except (CancelledError, CommClosedError) as exc:  # the scheduler lost: tasks cancelled
-            raise self._runner.failed("the connection to it was lost") from exc
+            raise self._runner.failed(LOST) from exc
 
 
 class LazyDaskTaskRunner(TaskRunner):
@@ -153,6 +157,8 @@ class LazyDaskTaskRunner(TaskRunner):
                 return  # done, and failed: `_Watched.result` tells how
             try:
                 workers = len(client.nthreads())
+            except OSError as exc:  # distributed's CommClosedError is one: it was reached
+                raise self.failed(LOST) from exc
             except Exception as exc:
                 raise self.failed(_reason(exc)) from exc
             now = time.monotonic()
