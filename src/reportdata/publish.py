@@ -476,11 +476,11 @@ def _write_version(
 ) -> tuple[Path, dict[str, list[int]], PreparedAppend | None]:
     """Write a complete version into a temporary folder (each file read back as written),
     check it (``check`` of the temporary folder; by default Frictionless validates the whole
-    package) while its files go to disk
-    and ``prepare`` (of the temporary folder) readies the warehouse's append, then rename it
-    into place. ``index`` is its `delta.INDEX` file (where each source's rows lie), written
-    with it. Returns the folder, the stamps of its files that are the same before the check
-    and after the rename (see `read_base`), and what ``prepare`` returned."""
+    package) while its files go to disk and ``prepare`` (of the temporary folder) readies the
+    warehouse's append, then rename it into place. ``index`` is its `delta.INDEX` file
+    (where each source's rows lie), written with it. Returns the folder, the stamps of its
+    files that are the same before the check and after the rename (see `read_base`), and
+    what ``prepare`` returned."""
     target = dataset_dir / version
     if target.exists():
         raise PublishError(f"Version folder {target} already exists; versions are never rewritten.")
@@ -562,13 +562,11 @@ def _waiting_for(new_rows: Future[ValidationReport]) -> Callable[[Path], Validat
     return check
 
 
-def _check_new_rows(
-    dataset_dir: Path, rows: Mapping[str, list[dict[str, Any]]]
-) -> ValidationReport:
-    """Frictionless over a package of these rows alone, written as a version's tables are, in
-    a temporary folder of `dataset_dir` (swept with the other ``.tmp-*`` leftovers if a crash
-    leaves it). It runs in a thread while the version's files are written: the helper does
-    the work in its own process."""
+def _check_new_rows(dataset_dir: Path, tables: Mapping[str, bytes]) -> ValidationReport:
+    """Frictionless over a package of the new rows alone (each table's CSV bytes, as
+    rendered for the splice), in a temporary folder of `dataset_dir` (swept with the other
+    ``.tmp-*`` leftovers if a crash leaves it). It runs in a thread while the version's files
+    are written: the helper does the work in its own process."""
     from reportdata.validate import validate_package
 
     part = dataset_dir / f".tmp-new-rows-{secrets.token_hex(4)}"
@@ -576,7 +574,7 @@ def _check_new_rows(
         part.mkdir()
         resources = []
         for name in TABLES:
-            csv_bytes = render_csv(name, list(rows[name]))
+            csv_bytes = tables[name]
             _write_file(part / f"{name}.csv", csv_bytes)  # read back here, never kept
             resources.append(_table_resource(name, csv_bytes))
         package = {"name": "changed-rows", "resources": resources}
@@ -683,6 +681,7 @@ def _publish_locked(
                 f"{base.version}; nothing was published: run again."
             )
         replaced = set(replaced or ())
+        new_csv = {name: rendered[name][0] for name in TABLES}  # what Frictionless checks
         rendered, counts, blocks = splice(base, replaced, rendered)
     facts = file_facts(rendered)
     fp = fingerprint(facts, metadata)
@@ -710,7 +709,7 @@ def _publish_locked(
     with ThreadPoolExecutor(max_workers=1) as early:  # the new rows' check, meanwhile
         check = None
         if base is not None:
-            new_rows = early.submit(_check_new_rows, dataset_dir, rows)
+            new_rows = early.submit(_check_new_rows, dataset_dir, new_csv)
             check = _waiting_for(new_rows)
         target, stamps, prepared = _write_version(
             dataset_dir,
