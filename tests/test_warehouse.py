@@ -1131,6 +1131,48 @@ def test_a_version_that_fails_its_check_leaves_the_warehouse_and_no_append(
     assert list((published / "demo").glob(".demo.duckdb.tmp-*")) == []
 
 
+def test_an_append_started_before_the_table_files_are_written_waits_for_them(
+    published: Path, tmp_path: Path
+) -> None:
+    """A publisher starts the append once the folder holds datapackage.json and changes.json;
+    a table file the append reads from the folder (not held in memory) is waited for."""
+    import threading
+
+    from reportdata.warehouse import prepare_append
+
+    _publish(published, rows_v1(), "2025-01-01T00:00:00Z")
+    elsewhere = tmp_path / "elsewhere" / "published"
+    shutil.copytree(published, elsewhere)
+    second = _publish(elsewhere, rows_v2(), "2025-02-01T00:00:00Z")
+    made = elsewhere / "demo" / second
+    dataset_dir = published / "demo"
+    folder = dataset_dir / f".tmp-{second}-0000abcd"
+    folder.mkdir()
+    for name in ("datapackage.json", "changes.json"):
+        shutil.copy2(made / name, folder / name)
+    written = threading.Event()
+    result: list[Any] = []
+    append = threading.Thread(
+        target=lambda: result.append(
+            prepare_append(dataset_dir, "demo", folder, held=None, written=written.wait)
+        )
+    )
+    append.start()
+    append.join(timeout=1.0)
+    assert append.is_alive()  # waiting for the tables
+    for table in made.iterdir():
+        if not (folder / table.name).exists():
+            shutil.copy2(table, folder / table.name)
+    written.set()
+    append.join(timeout=60)
+    (prepared,) = result
+    assert prepared is not None
+    os.rename(folder, dataset_dir / second)
+    assert prepared.install(["1.0.0", second])
+    path = warehouse_path(dataset_dir, "demo")
+    assert everything(path) == everything(rebuilt(dataset_dir, tmp_path, latest=second))
+
+
 def test_a_warehouse_changed_since_its_append_was_prepared_is_built_again(
     published: Path, tmp_path: Path, appends: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -472,15 +473,17 @@ def _write_version(
     inputs: str | None = None,
     check: Callable[[Path], ValidationReport] | None = None,
     index: bytes | None = None,
-    prepare: Callable[[Path], PreparedAppend | None] | None = None,
+    prepare: Callable[..., PreparedAppend | None] | None = None,
 ) -> tuple[Path, dict[str, list[int]], PreparedAppend | None]:
     """Write a complete version into a temporary folder (each file read back as written),
     check it (``check`` of the temporary folder; by default Frictionless validates the whole
-    package) while its files go to disk and ``prepare`` (of the temporary folder) readies the
-    warehouse's append, then rename it into place. ``index`` is its `delta.INDEX` file
-    (where each source's rows lie), written with it. Returns the folder, the stamps of its
-    files that are the same before the check and after the rename (see `read_base`), and
-    what ``prepare`` returned."""
+    package) while its files go to disk, then rename it into place. ``prepare`` (of the
+    temporary folder) readies the warehouse's append from the moment the folder holds its
+    datapackage.json and changes.json, while the table files are written (it is given a
+    ``written`` callable to wait on before it reads one). ``index`` is its `delta.INDEX`
+    file (where each source's rows lie), written with it. Returns the folder, the stamps of
+    its files that are the same before the check and after the rename (see `read_base`),
+    and what ``prepare`` returned."""
     target = dataset_dir / version
     if target.exists():
         raise PublishError(f"Version folder {target} already exists; versions are never rewritten.")
@@ -489,25 +492,32 @@ def _write_version(
     published = False
     try:
         tmp.mkdir()
-        files = {}
-        for name in TABLES:
-            files[f"{name}.csv"], files[f"{name}.json"] = rendered[name]
-        files[CHANGES] = changes_bytes = _json_bytes(changes)
-        descriptor = _descriptor(metadata, version, created, facts, fp, changes_bytes, inputs)
+        files = {CHANGES: _json_bytes(changes)}  # the small files: written first
+        descriptor = _descriptor(metadata, version, created, facts, fp, files[CHANGES], inputs)
         files["datapackage.json"] = _json_bytes(descriptor, indent=2)
         if index is not None:
             files[INDEX] = index
-        differs = _write_files(tmp, files)
-        if differs:
-            raise ValidationFailed(
-                f"Version {version} was written wrong ({', '.join(differs)} read back "
-                "different from the bytes its size and sha256 were taken of); nothing was "
-                "published."
-            )
-        stamps = _stamps(tmp)
-        with ThreadPoolExecutor(max_workers=2) as pool:  # fsync and most of DuckDB's work
+        tables = {}
+        for name in TABLES:
+            tables[f"{name}.csv"], tables[f"{name}.json"] = rendered[name]
+        with ThreadPoolExecutor(max_workers=2) as pool:  # most of DuckDB's work, and fsync
+            tables_written = threading.Event()
+            try:
+                differs = _write_files(tmp, files)
+                if prepare and not differs:  # it goes on without the GIL, mostly
+                    ready = pool.submit(prepare, tmp, written=tables_written.wait)
+                differs += _write_files(tmp, tables)
+            finally:
+                tables_written.set()
+            if differs:
+                raise ValidationFailed(
+                    f"Version {version} was written wrong ({', '.join(differs)} read back "
+                    "different from the bytes its size and sha256 were taken of); nothing "
+                    "was published."
+                )
+            files |= tables
+            stamps = _stamps(tmp)
             synced = pool.submit(_fsync_files, [tmp / file_name for file_name in files])
-            ready = pool.submit(prepare, tmp) if prepare else None  # go on without the GIL
             written = (check or _validate_whole)(tmp)
         synced.result()  # on disk before the rename
         if not written.ok:

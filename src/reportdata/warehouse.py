@@ -43,7 +43,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -177,11 +177,18 @@ class _Version:
     package: dict[str, Any]
     changes: dict[str, Any] | None
     held: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # contents in memory
+    written: Callable[[], object] | None = None  # returns once its table files are written
 
     def contents(self, name: str) -> bytes:
         """The bytes of the file `name` of this version (from memory when held)."""
         held = self.held.get(name)
-        return held if held is not None else (self.folder / name).read_bytes()
+        return held if held is not None else self.table_file(name).read_bytes()
+
+    def table_file(self, name: str) -> Path:
+        """The path of the version's file `name`, once that file is written."""
+        if self.written is not None:
+            self.written()
+        return self.folder / name
 
     @property
     def parts(self) -> tuple[int, int, int]:
@@ -279,13 +286,20 @@ class PreparedAppend:
 
 
 def prepare_append(
-    dataset_dir: Path, dataset: str, folder: Path, held: Mapping[str, bytes] | None = None
+    dataset_dir: Path,
+    dataset: str,
+    folder: Path,
+    held: Mapping[str, bytes] | None = None,
+    written: Callable[[], object] | None = None,
 ) -> PreparedAppend | None:
     """Append the version written in `folder` (a publisher's temporary folder, named for the
     version by its datapackage.json) to a copy of the warehouse, while the publisher checks
     and syncs that folder; `PreparedAppend.install` puts the copy in place once the folder is
     renamed into place. ``held``: as for `build_warehouse`, bytes of version files by path in
     the dataset folder (``1.2.0/indicators.json``), the new version's among them.
+    ``written``, when given, returns once the folder's table files are written: the append
+    may start when only its datapackage.json and changes.json are, and waits on it before it
+    reads a table file that is not held.
 
     None, leaving nothing behind, when the warehouse does not hold exactly the versions
     before it or the append fails for any reason: `build_warehouse` then does the work after
@@ -296,7 +310,7 @@ def prepare_append(
         with _build_lock(target):
             memo = Memo(target)
             try:
-                return _prepare(Path(dataset_dir), dataset, folder, held or {}, memo)
+                return _prepare(Path(dataset_dir), dataset, folder, held or {}, memo, written)
             finally:
                 memo.save()
     except Exception:  # the build after the rename does it again, or says why it cannot
@@ -304,7 +318,12 @@ def prepare_append(
 
 
 def _prepare(
-    dataset_dir: Path, dataset: str, folder: Path, held: Mapping[str, bytes], memo: Memo
+    dataset_dir: Path,
+    dataset: str,
+    folder: Path,
+    held: Mapping[str, bytes],
+    memo: Memo,
+    written: Callable[[], object] | None = None,
 ) -> PreparedAppend | None:
     target = warehouse_path(dataset_dir, dataset)
     _remove_leftovers(target)
@@ -320,7 +339,7 @@ def _prepare(
         for path, data in held.items()
         if path.split("/", 1)[0] == version and "/" in path
     }
-    new = _with_changes(_Version(version, folder, package, None, mine))
+    new = _with_changes(_Version(version, folder, package, None, mine, written))
     if new.parts <= existing[-1].parts:
         return None
     memo.remember(version, folder / "datapackage.json", package)
@@ -629,7 +648,7 @@ def _load_data_table(
         if old_fields is None:  # the version has no such table: it holds none of its rows
             source = "(SELECT 1) WHERE false"
         else:
-            path = version.folder / f"{table}.json"
+            path = version.table_file(f"{table}.json")
             if not path.is_file():
                 raise PublishError(f"Version {version.version} has no {path.name}.")
             touched = _touched(version, previous, table)
