@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reportdata.errors import PublishError, ValidationFailed
+from reportdata.fsutil import file_stamp
 from reportdata.schema import TABLES, field_names, fields, primary_key
 
 SOURCE_FIELD = "document_id"
@@ -257,13 +258,6 @@ class BaseVersion:
             name: [json.loads(line) for line in self.tables[name].lines_of(sources)]
             for name in TABLES
         }
-
-
-def file_stamp(info: os.stat_result) -> list[int]:
-    """What shows a file unchanged since it was checked: its size, device and inode, and
-    modification and status-change times (ns). Writing to a file, or replacing it, changes
-    them."""
-    return [info.st_size, info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns]
 
 
 def _read_stamped(path: Path) -> tuple[bytes, list[int]]:

@@ -21,6 +21,13 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def file_stamp(info: os.stat_result) -> list[int]:
+    """What shows a file unchanged since it was checked: its size, device and inode, and
+    modification and status-change times (ns). Writing to a file, or replacing it, changes
+    them."""
+    return [info.st_size, info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns]
+
+
 def fsync_file(path: Path) -> None:
     """Put a file's written bytes on disk."""
     fd = os.open(path, os.O_RDONLY)

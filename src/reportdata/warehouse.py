@@ -50,9 +50,9 @@ from typing import Any, Protocol
 
 import duckdb
 
-from reportdata.delta import SOURCE_FIELD, file_stamp, join_json, source_field
+from reportdata.delta import SOURCE_FIELD, join_json, source_field
 from reportdata.errors import PublishError
-from reportdata.fsutil import exclusive_lock, fsync_dir, fsync_file
+from reportdata.fsutil import exclusive_lock, file_stamp, fsync_dir, fsync_file
 from reportdata.publish import format_number, latest_version
 from reportdata.schema import (
     DUCKDB_TYPES,

@@ -5,7 +5,7 @@ A publish checks the warehouse it appends to against every version folder: the v
 ``created`` and the schemas of their tables (from each ``datapackage.json``, 120 KB or more
 at a thousand sources, mostly its sources list), and the catalog a rebuild would create. The
 memo keeps, in a hidden file beside the warehouse, each descriptor's facts with the stamp of
-the file they were read from (`delta.file_stamp`: size, inode, times), and the digests of
+the file they were read from (`fsutil.file_stamp`: size, inode, times), and the digests of
 catalogs by the digest of the SQL that creates them. A descriptor whose stamp differs is
 read again; a memo that cannot be read is ignored and rewritten. Only the build that holds
 the warehouse's build lock reads or writes it.
@@ -19,8 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reportdata.delta import file_stamp
-from reportdata.fsutil import atomic_write_bytes, remove_temp_siblings
+from reportdata.fsutil import atomic_write_bytes, file_stamp, remove_temp_siblings
 
 FORMAT = 2
 _CATALOGS_KEPT = 4  # digests of the catalogs of the last few schemas
