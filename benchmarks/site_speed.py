@@ -13,6 +13,11 @@ latest one, whose entry `build_catalog` then makes (hashing and counting its fil
 pages are removed before each `write_site` run so that each run writes them; it is timed with
 the dataset's DuckDB file in place and hidden (the charts then come from the JSON tables), and
 the two runs' pages are compared. Best of ``--repeat`` runs, in seconds.
+
+With ``--datasets N`` the folder holds N datasets (the first and N-1 copies, their version
+files hard-linked), and `write_site` is also timed as a release of one dataset calls it: that
+dataset's DuckDB file just replaced (as an append installs it), every page and the pages' memo
+as the last release left them; then with the memo gone, so that every page is made.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import copy
 import inspect
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -158,11 +164,58 @@ def measure(root: Path, repeat: int) -> dict[str, Any]:
     return out
 
 
+def copies(root: Path, datasets: int) -> None:
+    """Make the folder hold ``datasets`` datasets: the one there and copies of it, named
+    ``<name>-2`` and on (version files hard-linked: never rewritten; the DuckDB file and the
+    changelog copied)."""
+    (first,) = [d for d in root.iterdir() if d.is_dir()]
+    for n in range(2, datasets + 1):
+        name = f"{first.name}-{n}"
+        shutil.copytree(first, root / name, copy_function=os.link)
+        for rel in (f"{first.name}.duckdb", "CHANGELOG.md", "latest.json"):
+            path = root / name / rel
+            if path.is_file():
+                data = path.read_bytes()
+                path.unlink()
+                path.write_bytes(data)
+        (root / name / f"{first.name}.duckdb").rename(root / name / f"{name}.duckdb")
+
+
+def measure_release(root: Path, repeat: int) -> dict[str, Any]:
+    """write_site as a release of the first dataset calls it, with the others' pages kept
+    (see the module's docstring), then with every page made."""
+    from reportdata.catalog import build_catalog, write_catalog
+    from reportdata.site import MEMO, write_site
+
+    whole = build_catalog(root)
+    write_catalog(root, catalog=whole)
+    write_site(root, whole)
+    first = whole["datasets"][0]
+    duckdb_file = root / first["duckdb"]
+
+    def released() -> None:
+        copy = duckdb_file.with_name(".copy")
+        shutil.copyfile(duckdb_file, copy)
+        os.replace(copy, duckdb_file)
+
+    def forgotten() -> None:
+        released()
+        (root / MEMO).unlink(missing_ok=True)
+
+    datasets = len(whole["datasets"])
+    return {
+        "datasets": datasets,
+        "write_site after one release": best_of(repeat, lambda: write_site(root, whole), released),
+        "write_site, every page made": best_of(repeat, lambda: write_site(root, whole), forgotten),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--published", type=Path, help="a published folder (copied first)")
     parser.add_argument("--reports", type=int, default=1000, help="reports to publish otherwise")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each step (best kept)")
+    parser.add_argument("--datasets", type=int, default=1, help="datasets in the folder")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
     import reportdata
@@ -173,7 +226,10 @@ def main() -> None:
             shutil.copytree(args.published, root, symlinks=True)
         else:
             build_published(root, args.reports)
+        copies(root, args.datasets)
         results = measure(root, args.repeat)
+        if args.datasets > 1:
+            results |= measure_release(root, args.repeat)
     results["code"] = str(Path(reportdata.__file__).parent)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -68,9 +68,9 @@ def _newest(root: Path) -> str:
 
 
 def _version_files(root: Path) -> dict[str, bytes]:
-    """Every published file but the DuckDB file (DuckDB writes a random id into it) and its
-    build's memo (which holds file stamps)."""
-    skip = (".duckdb", ".wal", ".duckdb.memo.json")
+    """Every published file but the DuckDB file (DuckDB writes a random id into it), its
+    build's memo and the pages' memo (which hold file stamps)."""
+    skip = (".duckdb", ".wal", ".duckdb.memo.json", ".pages.json")
     return {k: v for k, v in files_under(root).items() if not k.endswith(skip)}
 
 

@@ -319,6 +319,7 @@ def test_reused_entries_keep_their_reasons_and_the_site_reads_no_changes_json(
     # The pages need no changes.json at all: with every one unreadable, the same bytes.
     for changes in published.glob("county/*/changes.json"):
         changes.write_bytes(b"\xff not json")
+    (published / site_module.MEMO).unlink()  # so that the pages are made again, not kept
     assert [p.read_bytes() for p in write_site(published, before)] == pages
     assert "changes.json" not in read
 
@@ -510,3 +511,108 @@ def test_an_entry_pointing_outside_its_version_is_made_again(published: Path) ->
     resource["path"] = resource["url"] = "county/elsewhere.csv"
     path.write_text(json.dumps(catalog), "utf-8")
     assert build_catalog(published) == honest
+
+
+# ---------------------------------------------------------------------------- pages kept
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Any:
+    """A project of two datasets, county (three briefs) and town (two), each published once,
+    town on 2024-05-01 and county on 2024-06-01."""
+    raw = tmp_path / "raw" / "embedded"
+    raw.mkdir(parents=True)
+    sources = []
+    for n in range(1, 6):
+        (raw / f"brief-{n}.txt").write_text(_brief(n), "utf-8")
+        dataset = "county" if n <= 3 else "town"
+        sources.append({"id": f"brief-{n}", "path": f"raw/embedded/brief-{n}.txt"})
+        sources[-1] |= {"dataset": dataset, "publisher": "某县", "published": "2024"}
+    about = {"description": "Made-up briefs.", "licence": {"name": "CC0-1.0"}}
+    doc = {
+        "datasets": {"county": {"title": "县", **about}, "town": {"title": "镇", **about}},
+        "sources": sources,
+    }
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    proj = load(tmp_path)
+    for dataset, day in (("town", "1714521600"), ("county", "1717200000")):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SOURCE_DATE_EPOCH", day)
+            _release(proj, dataset)
+    return proj
+
+
+def _release(proj: Any, dataset: str, skip: int = 0) -> str:
+    """Publish the dataset's sources (but the first ``skip``); returns the version."""
+    sources = proj.sources_of(dataset)[skip:]
+    parts = [pipeline.extract_source(proj, s, pull(proj, s).snapshot) for s in sources]
+    return pipeline.release(proj, dataset, pipeline.frames(pipeline.merge(parts))).version
+
+
+def _making(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The datasets whose page is made, as it happens."""
+    made: list[str] = []
+    real = site_module.dataset_page
+
+    def making(root: Path, dataset: dict[str, Any], catalog: dict[str, Any]) -> bytes:
+        made.append(dataset["name"])
+        return real(root, dataset, catalog)
+
+    monkeypatch.setattr(site_module, "dataset_page", making)
+    return made
+
+
+def test_a_release_makes_only_its_own_dataset_page_again(
+    two: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published = two.published_dir
+    town = (published / "town/index.html").read_bytes()
+    made = _making(monkeypatch)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1893456000")  # 2030-01-01
+    assert _release(two, "county", skip=1) == "2.0.0"
+    assert made == ["county"]
+    assert (published / "town/index.html").read_bytes() == town
+    assert "2030-01-01" in (published / "index.html").read_text("utf-8")
+    assert "2030-01-01" in (published / "county/index.html").read_text("utf-8")
+    # A dataset page's footer gives its own date, not the catalog's newest.
+    assert "2024-05-01" in town.decode("utf-8")[town.decode("utf-8").index("<footer") :]
+    # The page kept is the page made anew.
+    kept = [p.read_bytes() for p in write_site(published)]
+    assert made == ["county"]
+    (published / site_module.MEMO).unlink()
+    assert [p.read_bytes() for p in write_site(published)] == kept
+    assert made == ["county", "county", "town"]
+
+
+@pytest.mark.parametrize(
+    "change", ["page edited", "page removed", "changelog", "duckdb file", "code", "memo"]
+)
+def test_a_dataset_page_is_made_again_when_what_it_is_made_from_changed(
+    two: Any, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    published = two.published_dir
+    pages = [p.read_bytes() for p in write_site(published)]
+    made = _making(monkeypatch)
+    town = published / "town"
+    if change == "page edited":
+        (town / "index.html").write_bytes(b"<p>edited by hand</p>")
+    elif change == "page removed":
+        (town / "index.html").unlink()
+    elif change == "changelog":
+        with (town / "CHANGELOG.md").open("a", encoding="utf-8") as fh:
+            fh.write("\n- 一条新的说明\n")
+    elif change == "duckdb file":
+        shutil.copyfile(town / "town.duckdb", town / "copy.duckdb")
+        (town / "copy.duckdb").replace(town / "town.duckdb")
+    elif change == "code":
+        monkeypatch.setattr(site_module, "_code", lambda: "other code")
+    else:
+        (published / site_module.MEMO).write_text("not json", "utf-8")
+    again = [p.read_bytes() for p in write_site(published)]
+    expected = {"code": ["county", "town"], "memo": ["county", "town"]}.get(change, ["town"])
+    assert made == expected
+    if change == "changelog":
+        assert "一条新的说明" in again[2].decode("utf-8") and again[:2] == pages[:2]
+    else:
+        assert again == pages
+    assert write_site(published) and made == expected  # and noted: not made a third time

@@ -59,7 +59,6 @@ from reportdata.delta import (
     BaseVersion,
     Block,
     block_index,
-    file_stamp,
     read_version,
     splice,
 )
@@ -67,6 +66,7 @@ from reportdata.errors import PublishError, ValidationFailed
 from reportdata.fsutil import (
     atomic_write_bytes,
     exclusive_lock,
+    file_stamp,
     fsync_dir,
     fsync_file,
     remove_temp_siblings,
@@ -122,7 +122,7 @@ class PublishResult:
     new: bool
     counts: dict[str, int] = field(default_factory=dict)  # rows of each table of the version
     stamps: dict[str, list[int]] | None = None
-    """A new version's files as written and checked (`delta.file_stamp` by file name): given
+    """A new version's files as written and checked (`fsutil.file_stamp` by file name): given
     back to `read_base`, they spare the next run checking them again."""
 
 
@@ -288,7 +288,7 @@ def read_base(
 
 
 def _stamps(folder: Path) -> dict[str, list[int]]:
-    """The `delta.file_stamp` of each file of a version folder ({} when one is unreadable)."""
+    """The `fsutil.file_stamp` of each file of a version folder ({} when one is unreadable)."""
     try:
         return {p.name: file_stamp(p.stat()) for p in sorted(folder.iterdir())}
     except OSError:
@@ -883,10 +883,10 @@ def _write_index(
     row counts and ``files`` the size and sha256 of files the caller just wrote (see
     `build_catalog`)."""
     from reportdata.catalog import build_catalog, write_catalog
-    from reportdata.site import write_site
+    from reportdata.site import MEMO, write_site
 
     with _locked(published_dir / ".release.lock"):
-        pages = [published_dir / "catalog.json", published_dir / "index.html"]
+        pages = [published_dir / "catalog.json", published_dir / "index.html", published_dir / MEMO]
         pages += [d / "index.html" for d in published_dir.iterdir() if d.is_dir()]
         for page in pages:
             remove_temp_siblings(page)

@@ -10,12 +10,18 @@ The pages read the catalog, the latest version's datapackage.json and the CHANGE
 history's reasons come from the catalog (no changes.json is read), and the charts from the
 dataset's DuckDB file when it is current (else from the latest indicators.json and
 sections.json), so that their cost follows the figures drawn, not the size of the dataset.
+A dataset page is made again only when what it is made from changed (`write_site`), so that a
+release of one dataset does not redraw every other dataset's page.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import heapq
 import html
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -26,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 from reportdata.catalog import CATALOG, CHANGES, PAGE, build_catalog, history_of, read_json
 from reportdata.errors import PublishError
-from reportdata.fsutil import atomic_write_bytes
+from reportdata.fsutil import atomic_write_bytes, file_stamp
 
 _HEADING_RE = re.compile(r"(#{1,6})\s+(.*)")
 _BULLET_RE = re.compile(r"\s*[-*+]\s+(.*)")
@@ -455,8 +461,8 @@ def _rows_of(version: dict[str, Any], table: str) -> int | None:
     return None
 
 
-def _footer(catalog: dict[str, Any], catalog_link: str | None) -> str:
-    made = esc(_date(catalog.get("generated")))
+def _footer(updated: Any, catalog_link: str | None) -> str:
+    made = esc(_date(updated))
     link = f' · <a href="{catalog_link}">catalog.json</a>' if catalog_link else ""
     return f"reportdata 开放数据 · 数据更新于 {made}{link}"
 
@@ -490,7 +496,7 @@ def index_page(catalog: dict[str, Any], has_catalog: bool) -> bytes:
     )
     crumbs = '<a href="index.html">reportdata</a> <span>· 数据目录</span>'
     link = href(CATALOG) if has_catalog else None
-    return page("开放数据目录 · reportdata", crumbs, body, _footer(catalog, link))
+    return page("开放数据目录 · reportdata", crumbs, body, _footer(catalog.get("generated"), link))
 
 
 @dataclass
@@ -825,7 +831,8 @@ def dataset_page(root: Path, dataset: dict[str, Any], catalog: dict[str, Any]) -
     )
     has_catalog = (root / CATALOG).is_file()
     link = href("..", CATALOG) if has_catalog else None
-    return page(f"{dataset['title']} · reportdata", crumbs, body, _footer(catalog, link))
+    footer = _footer(latest.get("created"), link)  # its own date: no other dataset's
+    return page(f"{dataset['title']} · reportdata", crumbs, body, footer)
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -843,12 +850,75 @@ def write_site(published_dir: Path, catalog: dict[str, Any] | None = None) -> li
     """Write ``index.html`` and ``<dataset>/index.html`` under ``published_dir``.
 
     Run it after ``write_catalog`` so that the pages link to ``catalog.json``; pass the
-    catalog written there to spare building it twice. Returns the written paths, the catalog
-    page first.
+    catalog written there to spare building it twice. A dataset page whose inputs are those
+    it was last made from (`_page_inputs`, noted in the hidden ``MEMO`` file) and that is
+    still the file then written is left as it is, unread. Returns the paths of all the pages,
+    the catalog page first.
     """
     root = Path(published_dir)
     catalog = catalog if catalog is not None else build_catalog(root)
-    written = [_write(root / PAGE, index_page(catalog, (root / CATALOG).is_file()))]
+    has_catalog = (root / CATALOG).is_file()
+    written = [_write(root / PAGE, index_page(catalog, has_catalog))]
+    memo = _read_memo(root)
+    made: dict[str, Any] = {}
     for dataset in catalog["datasets"]:
-        written.append(_write(root / dataset["name"] / PAGE, dataset_page(root, dataset, catalog)))
+        path = root / dataset["name"] / PAGE
+        inputs = _page_inputs(root, dataset, has_catalog)
+        noted = memo.get(dataset["name"])
+        current = (
+            inputs is not None
+            and isinstance(noted, dict)
+            and noted.get("inputs") == inputs
+            and noted.get("page") == _stamp(path)
+        )
+        if not current:
+            _write(path, dataset_page(root, dataset, catalog))
+        if inputs is not None:
+            made[dataset["name"]] = {"inputs": inputs, "page": _stamp(path)}
+        written.append(path)
+    if made != memo:
+        _write(root / MEMO, json.dumps(made, sort_keys=True).encode("utf-8"))
     return written
+
+
+MEMO = ".pages.json"  # by dataset: the inputs its page was made from, and the page's stamp
+
+
+def _read_memo(root: Path) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError):
+        memo = json.loads((root / MEMO).read_bytes())
+        if isinstance(memo, dict):
+            return memo
+    return {}
+
+
+def _stamp(path: Path) -> list[int] | None:
+    """The path's `fsutil.file_stamp`, None when it is missing or unreadable."""
+    try:
+        return file_stamp(path.stat())
+    except OSError:
+        return None
+
+
+@functools.cache
+def _code() -> str:
+    """The digest of this module's source: pages made by other code are made again."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _page_inputs(root: Path, dataset: dict[str, Any], has_catalog: bool) -> str | None:
+    """A digest of what the dataset's page is made from: this code, whether catalog.json is
+    there, the dataset's catalog entry (versions, files, sizes and hashes, reasons), and the
+    stamps of the files the page reads besides version files (never rewritten): the latest
+    datapackage.json, CHANGELOG.md and the DuckDB file with its log. None when an entry holds
+    no reasons, so that the page reads changes.json files (a catalog made by older code)."""
+    if any("reasons" not in v and v.get("changes") for v in dataset["versions"]):
+        return None
+    latest = latest_entry(dataset)
+    read = [latest["datapackage"]["path"], dataset.get("changelog"), dataset.get("duckdb")]
+    if dataset.get("duckdb"):
+        read.append(dataset["duckdb"] + ".wal")
+    stamps = [[rel, _stamp(root / rel)] for rel in read if isinstance(rel, str)]
+    body = [_code(), has_catalog, dataset, stamps]
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
