@@ -37,6 +37,7 @@ from reportdata.fsutil import atomic_write_bytes, file_stamp
 _HEADING_RE = re.compile(r"(#{1,6})\s+(.*)")
 _BULLET_RE = re.compile(r"\s*[-*+]\s+(.*)")
 _URL_UNSAFE = re.compile(r"[\s\"'<>`]")  # \s: the characters str.isspace() accepts
+MEMO = ".pages.json"  # by dataset: the inputs its page was made from, and the page's stamp
 _MAX_BARS = 12
 _FAMILIES = {
     "money": "金额", "area": "面积", "length": "长度", "weight": "重量", "volume": "体积",
@@ -879,9 +880,6 @@ def write_site(published_dir: Path, catalog: dict[str, Any] | None = None) -> li
     if made != memo:
         _write(root / MEMO, json.dumps(made, sort_keys=True).encode("utf-8"))
     return written
-
-
-MEMO = ".pages.json"  # by dataset: the inputs its page was made from, and the page's stamp
 
 
 def _read_memo(root: Path) -> dict[str, Any]:
