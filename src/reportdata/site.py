@@ -866,16 +866,18 @@ def write_site(published_dir: Path, catalog: dict[str, Any] | None = None) -> li
         path = root / dataset["name"] / PAGE
         inputs = _page_inputs(root, dataset, has_catalog)
         noted = memo.get(dataset["name"])
+        stamp = _stamp(path)
         current = (
             inputs is not None
             and isinstance(noted, dict)
             and noted.get("inputs") == inputs
-            and noted.get("page") == _stamp(path)
+            and noted.get("page") == stamp
         )
         if not current:
             _write(path, dataset_page(root, dataset, catalog))
+            stamp = _stamp(path)
         if inputs is not None:
-            made[dataset["name"]] = {"inputs": inputs, "page": _stamp(path)}
+            made[dataset["name"]] = {"inputs": inputs, "page": stamp}
         written.append(path)
     if made != memo:
         _write(root / MEMO, json.dumps(made, sort_keys=True).encode("utf-8"))
@@ -906,14 +908,13 @@ def _code() -> str:
 
 def _page_inputs(root: Path, dataset: dict[str, Any], has_catalog: bool) -> str | None:
     """A digest of what the dataset's page is made from: this code, whether catalog.json is
-    there, the dataset's catalog entry (versions, files, sizes and hashes, reasons), and the
-    stamps of the files the page reads besides version files (never rewritten): the latest
-    datapackage.json, CHANGELOG.md and the DuckDB file with its log. None when an entry holds
-    no reasons, so that the page reads changes.json files (a catalog made by older code)."""
+    there, the dataset's catalog entry (versions, files with their sizes and hashes, the
+    latest datapackage.json's among them, reasons), and the stamps of the files the page
+    reads that are no version's: CHANGELOG.md and the DuckDB file with its log. None when an
+    entry holds no reasons, so that the page reads changes.json files (an older catalog)."""
     if any("reasons" not in v and v.get("changes") for v in dataset["versions"]):
         return None
-    latest = latest_entry(dataset)
-    read = [latest["datapackage"]["path"], dataset.get("changelog"), dataset.get("duckdb")]
+    read = [dataset.get("changelog"), dataset.get("duckdb")]
     if dataset.get("duckdb"):
         read.append(dataset["duckdb"] + ".wal")
     stamps = [[rel, _stamp(root / rel)] for rel in read if isinstance(rel, str)]
